@@ -1,0 +1,1 @@
+"""Entry points, one module per Knative function (FUNCTION_TARGET = module name)."""

@@ -1,0 +1,45 @@
+"""`all`: the four functions in one process, routed by path, for local runs.
+
+In production each function runs alone (its own Knative Service); here a POST
+to `/` is routed by CloudEvent type, or by the payload's shape.
+"""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from functions import start as start_fn
+from functions import status as status_fn
+from functions import stop as stop_fn
+from functions import telemetry as telemetry_fn
+from shared import constants, web
+
+
+async def _by_content(request: Request, params: web.Params) -> Response:
+    # read_inbound caches the body, so the chosen handler reads it again for free.
+    inbound = await web.read_inbound(request)
+    kind = inbound.data.get("type") if isinstance(inbound.data, dict) else None
+    if inbound.ce_type == constants.CE_STOP_QUEUE:
+        return await stop_fn.stop_queue(request, params)
+    if inbound.ce_type in (constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD) or (
+        inbound.ce_type is None and kind == "telemetry"
+    ):
+        return await telemetry_fn.ingest(request, params)
+    return await start_fn.start_queue(request, params)
+
+
+_ALL = [
+    *start_fn.ROUTES,
+    *stop_fn.ROUTES,
+    *telemetry_fn.ROUTES,
+    *status_fn.ROUTES,
+    web.route("POST", "/", _by_content),
+    *web.common_routes(launcher=True),
+]
+
+
+@aio.http
+async def all(request: Request) -> Response:  # noqa: A001 - the target's name
+    return await web.serve(request, function="all", routes=_ALL)

@@ -1,0 +1,51 @@
+"""`start`: POST /queues/start (plain JSON, or a CloudEvent from the broker)."""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared import constants, runtime, web
+from shared.errors import ClientError
+from shared.models import QueueStart
+
+MAX_KEY = 255
+_OTHERS = {constants.CE_STOP_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
+
+
+async def start_queue(request: Request, params: web.Params) -> Response:
+    inbound = await web.read_inbound(request)
+    if inbound.ce_type in _OTHERS:
+        raise ClientError(f"the start function takes {constants.CE_START_QUEUE}, not {inbound.ce_type}")
+    if inbound.data is None:
+        raise ClientError("empty body: send a queue, e.g. {symbol, time_range, requests: [...]}")
+    command = QueueStart.parse(inbound.data)
+    key = request.headers.get("idempotency-key") or inbound.ce_identity
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise ClientError(f"Idempotency-Key must be 1-{MAX_KEY} characters")
+    service = runtime.get().service
+    result = await web.blocking(service.start, command, idempotency_key=key)
+    state = result.state
+    data = {
+        "queue_id": state.id,
+        "status": state.status.value,
+        "jobs": [{"id": j.id, "target": j.target, "type": j.type, "status": j.status.value}
+                 for j in state.jobs],
+        "launcher": service.launcher.note,
+    }
+    message = "Queue started" if result.created else "Queue already started (same idempotency key)"
+    return web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STARTED,
+                     event_id=f"{state.id}/started")
+
+
+ROUTES = [
+    web.route("POST", "/queues/start", start_queue),
+    web.route("POST", "/queues", start_queue),
+]
+_ALL = [*ROUTES, web.route("POST", "/", start_queue), *web.common_routes(launcher=True)]
+
+
+@aio.http
+async def start(request: Request) -> Response:
+    return await web.serve(request, function="start", routes=_ALL)

@@ -1,0 +1,72 @@
+"""`status`: queries (GET /queues, /queues/{id}), the OpenAPI document, local events."""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared import openapi, runtime, web
+from shared.bus import LocalBus
+from shared.errors import ClientError
+from shared.models import QueueStatus
+
+MAX_LIMIT = 500
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ClientError(f"{name} must be an integer from {low} to {high}",
+                          details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
+    return int(raw)
+
+
+async def list_queues(request: Request, params: web.Params) -> Response:
+    status = request.query_params.get("status")
+    if status is not None and status not in {s.value for s in QueueStatus}:
+        raise ClientError(f"unknown status {status!r}; one of {', '.join(s.value for s in QueueStatus)}")
+    symbol = request.query_params.get("symbol")
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, 10**9)
+    queues, total = await web.blocking(
+        runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
+        limit=limit, offset=offset)
+    return JSONResponse({"status": "success", "message": "Queues fetched",
+                         "data": [q.view() for q in queues],
+                         "page": {"total": total, "limit": limit, "offset": offset}},
+                        headers={"X-Total-Count": str(total)})
+
+
+async def get_queue(request: Request, params: web.Params) -> Response:
+    state = await web.blocking(runtime.get().service.get, params["queue_id"])
+    return web.envelope(200, "Queue status", state.view())
+
+
+async def queue_events(request: Request, params: web.Params) -> Response:
+    bus = runtime.get().bus
+    if not isinstance(bus, LocalBus):
+        raise ClientError("events are on Kafka topic queue-events; this endpoint serves the local bus")
+    await web.blocking(runtime.get().service.get, params["queue_id"])
+    rows = await web.blocking(bus.read, params["queue_id"])
+    return web.envelope(200, "Queue events", [r | {"event": r["event"]} for r in rows])
+
+
+async def openapi_json(request: Request, params: web.Params) -> Response:
+    return JSONResponse(openapi.document())
+
+
+ROUTES = [
+    web.route("GET", "/queues", list_queues),
+    web.route("GET", "/queues/{queue_id}", get_queue),
+    web.route("GET", "/queues/{queue_id}/events", queue_events),
+    web.route("GET", "/openapi.json", openapi_json),
+]
+_ALL = [*ROUTES, *web.common_routes(launcher=False)]
+
+
+@aio.http
+async def status(request: Request) -> Response:
+    return await web.serve(request, function="status", routes=_ALL)

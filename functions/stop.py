@@ -1,0 +1,49 @@
+"""`stop`: POST /queues/stop?queue_id=... (or /queues/{id}/stop, or a CloudEvent)."""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared import constants, runtime, web
+from shared.errors import ClientError
+from shared.models import QueueStop
+
+_OTHERS = {constants.CE_START_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
+
+
+async def stop_queue(request: Request, params: web.Params) -> Response:
+    inbound = await web.read_inbound(request)
+    if inbound.ce_type in _OTHERS:
+        raise ClientError(f"the stop function takes {constants.CE_STOP_QUEUE}, not {inbound.ce_type}")
+    body = inbound.data if isinstance(inbound.data, dict) else {}
+    if inbound.data is not None and not isinstance(inbound.data, dict):
+        raise ClientError("body must be a JSON object such as {\"queue_id\": \"...\"}")
+    queue_id = params.get("queue_id") or request.query_params.get("queue_id") or body.get("queue_id")
+    if not queue_id:
+        raise ClientError("queue_id is required (query parameter, path or body)")
+    command = QueueStop.model_validate({**body, "queue_id": queue_id})
+    state, changed = await web.blocking(runtime.get().service.stop, command.queue_id,
+                                        reason=command.reason)
+    if changed:
+        message = "Queue stopped"
+    elif state.status.value == "stopped":
+        message = "Queue already stopped"
+    else:
+        message = f"Queue already {state.status.value}; nothing to stop"
+    data = {"queue_id": state.id, "status": state.status.value, "reason": state.stop_reason}
+    return web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STOPPED,
+                     event_id=f"{state.id}/stopped")
+
+
+ROUTES = [
+    web.route("POST", "/queues/stop", stop_queue),
+    web.route("POST", "/queues/{queue_id}/stop", stop_queue),
+]
+_ALL = [*ROUTES, web.route("POST", "/", stop_queue), *web.common_routes(launcher=True)]
+
+
+@aio.http
+async def stop(request: Request) -> Response:
+    return await web.serve(request, function="stop", routes=_ALL)

@@ -1,0 +1,60 @@
+"""`telemetry`: the Jobs' reports from queue-control, as KafkaSource delivers them.
+
+Accepted: a KafkaSource-wrapped record (`dev.knative.kafka.event`, data =
+the plain JSON a Job wrote), a native `dev.streamforge.queue.telemetry`
+CloudEvent, or the plain JSON posted directly. Anything else on the topic
+(e.g. the manager's own stop commands) is acknowledged and ignored.
+"""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared import constants, metrics, runtime, web
+from shared.errors import InvalidInput
+from shared.models import Telemetry
+
+MESSAGES = {
+    "applied": "Telemetry applied",
+    "duplicate": "Telemetry already applied (duplicate or out of date)",
+    "unknown_queue": "Telemetry ignored: unknown queue",
+    "unknown_job": "Telemetry ignored: unknown job in this queue",
+}
+
+
+def _is_telemetry(ce_type: str | None, data: object) -> bool:
+    if ce_type == constants.CE_TELEMETRY:
+        return True
+    if ce_type not in (None, constants.CE_KAFKA_RECORD):
+        return False
+    return isinstance(data, dict) and data.get("type") == "telemetry"
+
+
+async def ingest(request: Request, params: web.Params) -> Response:
+    inbound = await web.read_inbound(request)
+    if not _is_telemetry(inbound.ce_type, inbound.data):
+        metrics.TELEMETRY.labels("ignored").inc()
+        kind = inbound.data.get("type") if isinstance(inbound.data, dict) else None
+        return web.envelope(200, f"Ignored: not telemetry (type={kind or inbound.ce_type})")
+    try:
+        telemetry = Telemetry.model_validate(inbound.data)
+    except ValueError:
+        metrics.TELEMETRY.labels("invalid").inc()
+        raise
+    try:
+        outcome = await web.blocking(runtime.get().service.telemetry, telemetry)
+    except InvalidInput:
+        metrics.TELEMETRY.labels("invalid").inc()
+        raise
+    return web.envelope(200, MESSAGES[outcome], {"queue_id": telemetry.queue_id, "outcome": outcome})
+
+
+ROUTES = [web.route("POST", "/telemetry", ingest)]
+_ALL = [*ROUTES, web.route("POST", "/", ingest), *web.common_routes(launcher=False)]
+
+
+@aio.http
+async def telemetry(request: Request) -> Response:
+    return await web.serve(request, function="telemetry", routes=_ALL)

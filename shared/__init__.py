@@ -1,0 +1,1 @@
+"""The library the StreamForge queue-manager functions share."""

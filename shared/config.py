@@ -1,0 +1,168 @@
+"""Settings read from the environment once, at the edge of each process.
+
+The names follow the seed service's `.env` (KAFKA_*, ARANGO_*, *_TOPIC);
+the rest configure the Job launcher and the local embedded default.
+Nothing else in the library reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared import constants
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from e
+
+
+def _images(env: Mapping[str, str]) -> dict[str, str]:
+    images = {t: f"streamforge/{t}:latest" for t in constants.TARGETS}
+    if env.get("JOB_IMAGES"):
+        try:
+            images.update(json.loads(env["JOB_IMAGES"]))
+        except (ValueError, TypeError) as e:
+            raise ValueError("JOB_IMAGES must be a JSON object {target: image}") from e
+    for target in constants.TARGETS:
+        key = "JOB_IMAGE_" + target.upper().replace("-", "_")
+        if env.get(key):
+            images[target] = env[key]
+    return images
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = ""
+    """Comma-separated host:port list; empty means Kafka is not configured."""
+    user: str = ""
+    """SASL user (seed: KAFKA_USER); with a password, turns SASL on."""
+    password: str = field(default="", repr=False)
+    """SASL password (seed: KAFKA_PASSWORD); never logged."""
+    ca_path: str = ""
+    """CA bundle (seed: CA_PATH); given, the connection is SASL_SSL, else SASL_PLAINTEXT."""
+    sasl_mechanism: str = "PLAIN"
+    """PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+    control_topic: str = "queue-control"
+    """Telemetry in, stop commands out."""
+    events_topic: str = "queue-events"
+    """Queue lifecycle events out."""
+    timeout_ms: int = 5000
+    """Upper bound on a publish or a metadata fetch before the broker counts as down."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bootstrap_servers)
+
+
+@dataclass(frozen=True)
+class ArangoSettings:
+    url: str = ""
+    """ArangoDB endpoint; empty selects the embedded SQLite state store."""
+    db: str = "streamforge"
+    """Database holding the `queue_state` collection."""
+    user: str = "root"
+    """ArangoDB user."""
+    password: str = field(default="", repr=False)
+    """ArangoDB password; never logged."""
+    timeout_s: float = 5.0
+    """Request timeout before the store counts as down."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    launcher: str = "local"
+    """`kubernetes` launches Jobs; `local` only writes their manifests to `manifests_dir`."""
+    namespace: str = "streamforge"
+    """Namespace the Jobs run in."""
+    kubeconfig: str = ""
+    """Kubeconfig path; empty means in-cluster config (or ~/.kube/config outside a cluster)."""
+    images: dict[str, str] = field(default_factory=dict)
+    """Image per target (JOB_IMAGES JSON, or JOB_IMAGE_<TARGET>)."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the Job containers."""
+    service_account: str = ""
+    """ServiceAccount the Jobs run as; empty for the namespace default."""
+    backoff_limit: int = 2
+    """Pod retries before a Job fails."""
+    active_deadline_seconds: int = 0
+    """Default run-time limit per Job; 0 means none (streaming Jobs run until stopped)."""
+    ttl_seconds_after_finished: int = 3600
+    """How long finished Jobs stay for inspection before Kubernetes removes them."""
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "1Gi"
+    kafka_secret: str = "streamforge-kafka"
+    """Secret with keys `user`, `password` (and optional `ca.crt`) for the Jobs."""
+    arango_secret: str = "streamforge-arango"
+    """Secret with keys `user`, `password` for the Jobs."""
+    manifests_dir: str = ".local/jobs"
+    """Where the local launcher writes the manifests it would have applied."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    arango: ArangoSettings = field(default_factory=ArangoSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    local_dir: str = ".local"
+    """Home of the embedded default: SQLite state, local events, manifests."""
+    max_body_bytes: int = 256 * 1024
+    """Larger request bodies get a 413."""
+    event_source: str = constants.EVENT_SOURCE
+    """`source` attribute of the CloudEvents the functions emit."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        local_dir = env.get("QM_LOCAL_DIR", ".local")
+        in_cluster = bool(env.get("KUBERNETES_SERVICE_HOST"))
+        return cls(
+            kafka=KafkaSettings(
+                bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", ""),
+                user=env.get("KAFKA_USER", ""),
+                password=env.get("KAFKA_PASSWORD", ""),
+                ca_path=env.get("CA_PATH", ""),
+                sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", "PLAIN"),
+                control_topic=env.get("QUEUE_CONTROL_TOPIC", "queue-control"),
+                events_topic=env.get("QUEUE_EVENTS_TOPIC", "queue-events"),
+                timeout_ms=_int(env, "KAFKA_TIMEOUT_MS", 5000),
+            ),
+            arango=ArangoSettings(
+                url=env.get("ARANGO_URL", ""),
+                db=env.get("ARANGO_DB", "streamforge"),
+                user=env.get("ARANGO_USER", "root"),
+                password=env.get("ARANGO_PASSWORD", ""),
+            ),
+            jobs=JobSettings(
+                launcher=env.get("JOB_LAUNCHER", "kubernetes" if in_cluster else "local"),
+                namespace=env.get("JOB_NAMESPACE", "streamforge"),
+                kubeconfig=env.get("KUBECONFIG", ""),
+                images=_images(env),
+                image_pull_policy=env.get("JOB_IMAGE_PULL_POLICY", "IfNotPresent"),
+                service_account=env.get("JOB_SERVICE_ACCOUNT", ""),
+                backoff_limit=_int(env, "JOB_BACKOFF_LIMIT", 2),
+                active_deadline_seconds=_int(env, "JOB_ACTIVE_DEADLINE_SECONDS", 0),
+                ttl_seconds_after_finished=_int(env, "JOB_TTL_SECONDS_AFTER_FINISHED", 3600),
+                cpu_request=env.get("JOB_CPU_REQUEST", "100m"),
+                memory_request=env.get("JOB_MEMORY_REQUEST", "256Mi"),
+                memory_limit=env.get("JOB_MEMORY_LIMIT", "1Gi"),
+                kafka_secret=env.get("JOB_KAFKA_SECRET", "streamforge-kafka"),
+                arango_secret=env.get("JOB_ARANGO_SECRET", "streamforge-arango"),
+                manifests_dir=env.get("JOB_MANIFESTS_DIR", os.path.join(local_dir, "jobs")),
+            ),
+            local_dir=local_dir,
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024),
+        )

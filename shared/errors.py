@@ -1,0 +1,58 @@
+"""Errors that say what the caller should do.
+
+`ClientError`s are permanent (bad input: a 4xx, never retried);
+`BackendUnavailable` is temporary (a 503, so Knative retries the delivery).
+"""
+
+from typing import Any
+
+
+class QueueManagerError(Exception):
+    """Root of every error the library raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class ClientError(QueueManagerError):
+    """The request is wrong; retrying it unchanged will fail again."""
+
+    status_code = 400
+
+
+class InvalidInput(ClientError):
+    status_code = 422
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+
+
+class UnsupportedMediaType(ClientError):
+    status_code = 415
+
+
+class MethodNotAllowed(ClientError):
+    status_code = 405
+
+
+class NotFound(ClientError):
+    status_code = 404
+
+
+class Conflict(ClientError):
+    status_code = 409
+
+
+class BackendUnavailable(QueueManagerError):
+    """A backend (state store, Kafka, Kubernetes) cannot be reached: retry later."""
+
+    status_code = 503
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(f"{backend} unavailable: {message}")
+        self.backend = backend

@@ -1,0 +1,108 @@
+"""CloudEvents in and out.
+
+In: binary mode (`ce-*` headers), structured mode
+(`application/cloudevents+json`), KafkaSource's wrapping of plain records
+(`dev.knative.kafka.event`, data = the record value), or plain JSON.
+Out: events with reverse-DNS types, deterministic ids (so consumers can
+de-duplicate), `subject` = queue id, for Kafka's binary binding or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudevents.conversion import to_binary
+from cloudevents.exceptions import GenericException
+from cloudevents.http import CloudEvent, from_http
+
+from shared.errors import ClientError
+
+SPECVERSION = "1.0"
+
+
+@dataclass
+class Inbound:
+    """A decoded request: its JSON data and, for a CloudEvent, its attributes."""
+
+    data: Any
+    ce: dict[str, Any] | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ce_type(self) -> str | None:
+        return self.ce.get("type") if self.ce else None
+
+    @property
+    def ce_identity(self) -> str | None:
+        """CloudEvents are unique by (source, id): the idempotency key of a command."""
+        return f"{self.ce['source']}#{self.ce['id']}" if self.ce else None
+
+
+def _json(raw: Any, what: str) -> Any:
+    if isinstance(raw, bytes | bytearray | str):
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ClientError(f"{what} is not valid JSON: {e}") from e
+    return raw
+
+
+def is_cloudevent(headers: dict[str, str]) -> bool:
+    ctype = headers.get("content-type", "")
+    return "ce-specversion" in headers or ctype.startswith("application/cloudevents+json")
+
+
+def decode(headers: dict[str, str], body: bytes) -> Inbound:
+    """:raises ClientError: malformed JSON or CloudEvent."""
+    headers = {k.lower(): v for k, v in headers.items()}
+    if not is_cloudevent(headers):
+        return Inbound(data=_json(body, "request body"))
+    try:
+        event = from_http(headers, body)
+    except GenericException as e:
+        raise ClientError(f"malformed CloudEvent: {e}") from e
+    attrs = dict(event.get_attributes())
+    core = {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"}
+    return Inbound(
+        data=_json(event.get_data(), "CloudEvent data"),
+        ce={k: v for k, v in attrs.items() if k in core},
+        extensions={k: v for k, v in attrs.items() if k not in core},
+    )
+
+
+def make(*, type_: str, source: str, subject: str, id_: str, data: dict[str, Any], time: str) -> dict[str, Any]:
+    """An outgoing event as a plain dict (what the outbox stores)."""
+    return {
+        "specversion": SPECVERSION,
+        "id": id_,
+        "source": source,
+        "type": type_,
+        "subject": subject,
+        "time": time,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def kafka_headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The CloudEvents Kafka binary binding: one `ce_` header per attribute."""
+    headers = [("content-type", event.get("datacontenttype", "application/json").encode())]
+    for key, value in event.items():
+        if key not in ("data", "datacontenttype"):
+            headers.append((f"ce_{key}", str(value).encode()))
+    return headers
+
+
+def kafka_value(event: dict[str, Any]) -> bytes:
+    return json.dumps(event["data"], separators=(",", ":")).encode()
+
+
+def http_reply(event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    """Binary-mode HTTP headers and body for replying with an event."""
+    attrs = {k: v for k, v in event.items() if k != "data"}
+    headers, body = to_binary(CloudEvent(attrs, event["data"]))
+    return dict(headers), body

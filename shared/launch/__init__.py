@@ -1,0 +1,41 @@
+"""Launchers submit rendered Jobs: to Kubernetes, or (embedded default) to a folder.
+
+Both are idempotent: launching a Job that already exists adopts it, so a
+retried start never duplicates work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shared.config import Settings
+
+
+class Launcher(Protocol):
+    kind: str
+    note: str
+    """What a user should know about where the Jobs went."""
+
+    def launch(self, manifests: list[dict[str, Any]]) -> list[str]:
+        """Create the Jobs (adopting existing ones); return their names.
+
+        :raises BackendUnavailable:
+        """
+
+    def delete_queue(self, queue_id: str) -> int:
+        """Delete every Job (and pod) of the queue; return how many Jobs were deleted."""
+
+    def ping(self) -> None: ...
+
+
+def open_launcher(settings: Settings) -> Launcher:
+    if settings.jobs.launcher == "kubernetes":
+        # Imported here: the kubernetes client is heavy and only start/stop need it.
+        from shared.launch.kube import KubeLauncher
+
+        return KubeLauncher(settings.jobs)
+    if settings.jobs.launcher == "local":
+        from shared.launch.local import LocalLauncher
+
+        return LocalLauncher(settings.jobs.manifests_dir)
+    raise ValueError(f"JOB_LAUNCHER must be 'kubernetes' or 'local', not {settings.jobs.launcher!r}")

@@ -1,0 +1,216 @@
+"""The state machine, in one place, as pure functions over `QueueState`.
+
+Job statuses move only forward:
+
+    pending -> launched -> running -> finished | error | stopped | skipped
+
+and a terminal one (the last four) never changes again; a queue's status is
+derived from its jobs (any error -> error; all finished/skipped -> finished;
+some stopped -> stopped; something launched or running -> loading), except
+that a stop sets `stopped` outright, and a terminal queue never regresses.
+Counters only move up: `records_written` is the Job's running total, so a
+duplicate or reordered report is harmless. Every function returns whether it
+changed anything, which is how duplicates are counted.
+"""
+
+from __future__ import annotations
+
+from shared import naming
+from shared.errors import InvalidInput
+from shared.models import JobState, JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
+
+TERMINAL_JOB = frozenset({JobStatus.FINISHED, JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
+TERMINAL_QUEUE = frozenset({QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR})
+_RANK = {JobStatus.PENDING: 0, JobStatus.LAUNCHED: 1, JobStatus.RUNNING: 2}
+
+# What Jobs say in telemetry `status`, mapped to job statuses.
+TELEMETRY_STATUS = {
+    "pending": JobStatus.PENDING,
+    "launched": JobStatus.LAUNCHED,
+    "started": JobStatus.RUNNING,
+    "running": JobStatus.RUNNING,
+    "loading": JobStatus.RUNNING,
+    "finished": JobStatus.FINISHED,
+    "completed": JobStatus.FINISHED,
+    "done": JobStatus.FINISHED,
+    "error": JobStatus.ERROR,
+    "failed": JobStatus.ERROR,
+    "stopped": JobStatus.STOPPED,
+    "cancelled": JobStatus.STOPPED,
+}
+
+
+def rank(status: JobStatus) -> int:
+    return 3 if status in TERMINAL_JOB else _RANK[status]
+
+
+def loader_type(target: str, type_: str) -> str:
+    if target == "arango-connector":
+        return "connector"
+    if type_.startswith(("ws", "realtime")) or type_.endswith("_stream"):
+        return "stream"
+    return "job"
+
+
+def new_queue(*, queue_id: str, command: QueueStart, now: str) -> QueueState:
+    start, end = command.time_range.split(":")
+    jobs = []
+    for index, request in enumerate(command.requests):
+        name = naming.job_name(queue_id, index, request.target, request.type)
+        produces_topic = request.target in ("loader-producer", "arango-connector")
+        jobs.append(
+            JobState(
+                id=name,
+                index=index,
+                target=request.target,
+                type=request.type,
+                params=request.params,
+                job_name=name,
+                loader_type=loader_type(request.target, request.type),
+                kafka_topic=(
+                    naming.dataset_name(command.symbol, request.type, command.time_range)
+                    if produces_topic
+                    else None
+                ),
+            )
+        )
+    single = jobs[0] if len(jobs) == 1 else None
+    return QueueState(
+        id=queue_id,
+        symbol=command.symbol,
+        type=command.type or "pipeline",
+        status=QueueStatus.PENDING,
+        loader_type=single.loader_type if single else "pipeline",
+        time_range=command.time_range,
+        start_time=start,
+        end_time=end,
+        kafka_topic=single.kafka_topic if single else None,
+        started_at=now,
+        updated_at=now,
+        jobs=jobs,
+    )
+
+
+def _max_str(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _advance(job: JobState, status: JobStatus, now: str, error: str | None = None) -> bool:
+    if job.status in TERMINAL_JOB or rank(status) <= rank(job.status):
+        return False
+    job.status = status
+    if status == JobStatus.LAUNCHED:
+        job.launched_at = job.launched_at or now
+    if status == JobStatus.RUNNING:
+        job.started_at = job.started_at or now
+    if status in TERMINAL_JOB:
+        job.finished_at = job.finished_at or now
+    if status == JobStatus.ERROR and error:
+        job.error_message = error
+    return True
+
+
+def mark_launched(state: QueueState, job_ids: set[str], now: str) -> bool:
+    changed = False
+    for job in state.jobs:
+        if job.id in job_ids:
+            changed |= _advance(job, JobStatus.LAUNCHED, now)
+    return _settle(state, changed, now)
+
+
+def find_job(state: QueueState, job_id: str) -> JobState | None:
+    for job in state.jobs:
+        if job_id in (job.id, job.job_name, str(job.index)):
+            return job
+    return None
+
+
+def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
+    """Merge one telemetry message; False when it told us nothing new.
+
+    :raises InvalidInput: unknown status word.
+    """
+    status = None
+    if telemetry.status is not None:
+        status = TELEMETRY_STATUS.get(telemetry.status.lower())
+        if status is None:
+            raise InvalidInput(
+                f"unknown telemetry status {telemetry.status!r}",
+                details=[{"loc": ["status"], "msg": f"one of {sorted(TELEMETRY_STATUS)}"}],
+            )
+    if telemetry.job_id is not None:
+        job = find_job(state, telemetry.job_id)
+        targets = [job] if job else []
+    elif len(state.jobs) == 1:
+        targets = list(state.jobs)
+    else:
+        targets = []
+    changed = False
+    if not targets:
+        # Queue-level telemetry: a terminal status applies to every unfinished job.
+        if telemetry.records_written is not None and telemetry.records_written > state.unattributed_records:
+            state.unattributed_records = telemetry.records_written
+            changed = True
+        targets = list(state.jobs) if status in TERMINAL_JOB else []
+        if status not in TERMINAL_JOB:
+            status = None
+    for job in targets:
+        if status is not None:
+            changed |= _advance(job, status, telemetry.finished_at or now, telemetry.error_message)
+        if len(targets) == 1 and telemetry.records_written is not None:
+            if telemetry.records_written > job.records_written:
+                job.records_written = telemetry.records_written
+                changed = True
+        newest = _max_str(job.last_loaded_timestamp, telemetry.last_loaded_timestamp)
+        if newest != job.last_loaded_timestamp:
+            job.last_loaded_timestamp = newest
+            changed = True
+    return _settle(state, changed, now)
+
+
+def stop(state: QueueState, reason: str | None, now: str) -> bool:
+    if state.status in TERMINAL_QUEUE:
+        return False
+    for job in state.jobs:
+        _advance(job, JobStatus.STOPPED, now)
+    state.status = QueueStatus.STOPPED
+    state.stop_reason = reason or "stopped by user"
+    state.finished_at = now
+    state.updated_at = now
+    return True
+
+
+def _settle(state: QueueState, changed: bool, now: str) -> bool:
+    changed = _derive(state, now) or changed
+    if changed:
+        state.updated_at = now
+    return changed
+
+
+def _derive(state: QueueState, now: str) -> bool:
+    """Recompute the queue's aggregate fields; True if any changed."""
+    before = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
+    state.records_written = sum(j.records_written for j in state.jobs) + state.unattributed_records
+    for job in state.jobs:
+        state.last_loaded_timestamp = _max_str(state.last_loaded_timestamp, job.last_loaded_timestamp)
+    if state.status not in TERMINAL_QUEUE:
+        statuses = [j.status for j in state.jobs]
+        failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
+        if failed:
+            state.status = QueueStatus.ERROR
+            state.error_message = "; ".join(
+                f"{j.target}/{j.type}: {j.error_message or 'failed'}" for j in failed
+            )
+        elif all(s in TERMINAL_JOB for s in statuses):
+            done = all(s in (JobStatus.FINISHED, JobStatus.SKIPPED) for s in statuses)
+            state.status = QueueStatus.FINISHED if done else QueueStatus.STOPPED
+        elif any(s != JobStatus.PENDING for s in statuses):
+            state.status = QueueStatus.LOADING
+        if state.status in TERMINAL_QUEUE:
+            state.finished_at = state.finished_at or now
+    after = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
+    return after != before

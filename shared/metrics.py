@@ -1,0 +1,80 @@
+"""Prometheus metrics, `queue_manager_*`.
+
+Counters are per instance (Prometheus sums them across pods); the queue gauges
+are read from the state store at scrape time, so they stay right however many
+instances run or have scaled to zero.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.models import QueueStatus
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_PROCESS_START = time.monotonic()
+
+STARTS = Counter("queue_manager_starts", "Start commands by outcome (created, replayed)",
+                 ["outcome"], registry=REGISTRY)
+STOPS = Counter("queue_manager_stops", "Stop commands by outcome (stopped, already_terminal)",
+                ["outcome"], registry=REGISTRY)
+TELEMETRY = Counter("queue_manager_telemetry", "Telemetry messages by outcome "
+                    "(applied, duplicate, unknown_queue, unknown_job, ignored, invalid)",
+                    ["outcome"], registry=REGISTRY)
+JOBS_LAUNCHED = Counter("queue_manager_jobs_launched", "Jobs submitted to the launcher",
+                        ["target"], registry=REGISTRY)
+EVENTS_PUBLISHED = Counter("queue_manager_events_published", "Events published by channel",
+                           ["channel"], registry=REGISTRY)
+ERRORS = Counter("queue_manager_errors", "Requests that failed, by kind (client, backend, internal)",
+                 ["function", "kind"], registry=REGISTRY)
+REQUESTS = Histogram("queue_manager_request_duration_seconds", "Request handling time",
+                     ["function", "code"], registry=REGISTRY,
+                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+COLD_START = Gauge("queue_manager_cold_start_seconds",
+                   "Seconds from process start to the first request served",
+                   ["function"], registry=REGISTRY)
+_first_request_seen: set[str] = set()
+
+
+def observe_first_request(function: str) -> None:
+    if function not in _first_request_seen:
+        _first_request_seen.add(function)
+        COLD_START.labels(function).set(time.monotonic() - _PROCESS_START)
+
+
+class QueueGauges(Collector):
+    """queue_manager_queues{status}: counted in the state store at scrape time."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("queue_manager_queues", "Queues by status", labels=["status"])
+        try:
+            counts = self._count()
+        except Exception:  # a scrape must not fail because the store is down
+            counts = None
+        if counts is not None:
+            for status in QueueStatus:
+                family.add_metric([status.value], counts.get(status.value, 0))
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("queue_manager_queues", "Queues by status", labels=["status"])
+
+
+_gauges: QueueGauges | None = None
+
+
+def bind_state(count: Callable[[], dict[str, int]]) -> None:
+    """Point the queue gauges at the current store (once per runtime)."""
+    global _gauges
+    if _gauges is not None:
+        REGISTRY.unregister(_gauges)
+    _gauges = QueueGauges(count)
+    REGISTRY.register(_gauges)

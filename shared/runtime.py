@@ -1,0 +1,53 @@
+"""The per-process wiring: settings read once, backends opened once.
+
+Functions call `runtime.get()`; tests call `runtime.reset()` after changing
+the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from shared import metrics
+from shared.bus import Bus, open_bus
+from shared.config import Settings
+from shared.service import QueueService
+from shared.state import StateStore, open_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: StateStore
+    bus: Bus
+    service: QueueService
+
+    def close(self) -> None:
+        self.bus.close()
+        self.store.close()
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def get() -> Runtime:
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                settings = Settings.from_env()
+                store = open_store(settings)
+                bus = open_bus(settings)
+                metrics.bind_state(store.count_by_status)
+                _current = Runtime(settings, store, bus, QueueService(settings, store, bus))
+    return _current
+
+
+def reset() -> None:
+    global _current
+    with _lock:
+        if _current is not None:
+            _current.close()
+        _current = None

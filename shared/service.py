@@ -1,0 +1,214 @@
+"""What the functions do, independent of how the request arrived."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import constants, jobs, lifecycle, metrics, outbox
+from shared.bus import CONTROL, EVENTS, Bus
+from shared.config import Settings
+from shared.errors import BackendUnavailable, Conflict, NotFound
+from shared.launch import Launcher, open_launcher
+from shared.models import JobStatus, QueueStart, QueueState, Telemetry
+from shared.state import AlreadyExists, StateStore, load, mutate
+
+# Queue ids derived from idempotency keys live in their own UUID namespace.
+_KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def queue_id_for(idempotency_key: str | None) -> str:
+    if idempotency_key:
+        return str(uuid.uuid5(_KEY_NAMESPACE, idempotency_key))
+    return str(uuid.uuid4())
+
+
+def _hash(command: QueueStart) -> str:
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Started:
+    state: QueueState
+    created: bool
+    launched: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueueService:
+    settings: Settings
+    store: StateStore
+    bus: Bus
+    _launcher: Launcher | None = None
+
+    @property
+    def launcher(self) -> Launcher:
+        # Built on first use, so functions that never launch never import the kube client.
+        if self._launcher is None:
+            self._launcher = open_launcher(self.settings)
+        return self._launcher
+
+    @property
+    def source(self) -> str:
+        return self.settings.event_source
+
+    # -- start -------------------------------------------------------------
+
+    def start(self, command: QueueStart, *, idempotency_key: str | None = None) -> Started:
+        """Record the queue, launch its Jobs, publish `queue.started`.
+
+        A repeat with the same idempotency key returns the same queue and
+        launches only what an interrupted first attempt left unlaunched.
+
+        :raises Conflict: the key was used before with a different payload.
+        :raises BackendUnavailable:
+        """
+        queue_id = queue_id_for(idempotency_key)
+        stamp = now()
+        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp)
+        state.idempotency_key = idempotency_key
+        state.request_hash = _hash(command)
+        outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STARTED, id_=f"{queue_id}/started",
+                   source=self.source, now=stamp,
+                   data={"queue_id": queue_id, "symbol": state.symbol, "time_range": state.time_range,
+                         "jobs": [{"id": j.id, "target": j.target, "type": j.type} for j in state.jobs]})
+        created = True
+        try:
+            self.store.create(state.model_dump(mode="json"))
+        except AlreadyExists:
+            created = False
+            state, _ = load(self.store, queue_id)
+            if state.request_hash != _hash(command):
+                raise Conflict(
+                    f"idempotency key {idempotency_key!r} was used for a different queue payload"
+                ) from None
+        metrics.STARTS.labels("created" if created else "replayed").inc()
+        try:
+            launched = self._launch_pending(state)
+        except BackendUnavailable as e:
+            # The queue is recorded: retrying with the same key launches what is missing.
+            e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
+            raise
+        if launched:
+            state, _ = mutate(self.store, queue_id, outbox.tracked(
+                lambda s: lifecycle.mark_launched(s, set(launched), now()), source=self.source, now=now()))
+        self._flush(state)
+        return Started(state=state, created=created, launched=launched)
+
+    def _launch_pending(self, state: QueueState) -> list[str]:
+        if state.status in lifecycle.TERMINAL_QUEUE:
+            return []
+        pending = [j for j in state.jobs if j.status == JobStatus.PENDING]
+        if not pending:
+            return []
+        manifests = [self.render(state, j) for j in pending]
+        names = self.launcher.launch(manifests)
+        for job in pending:
+            metrics.JOBS_LAUNCHED.labels(job.target).inc()
+        by_name = {j.job_name: j.id for j in pending}
+        return [by_name[n] for n in names]
+
+    def render(self, state: QueueState, job: Any) -> dict[str, Any]:
+        return jobs.render(queue=state, job=job, jobs=self.settings.jobs, kafka=self.settings.kafka,
+                           arango_url=self.settings.arango.url, arango_db=self.settings.arango.db)
+
+    # -- stop --------------------------------------------------------------
+
+    def stop(self, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
+        """Mark stopped, tell the Jobs on queue-control, delete the Jobs.
+
+        :raises NotFound:
+        :raises BackendUnavailable:
+        """
+        stamp = now()
+
+        def change(state: QueueState) -> bool:
+            if not lifecycle.stop(state, reason, stamp):
+                return False
+            outbox.add(state, channel=CONTROL, type_=constants.CE_STOP_COMMAND,
+                       id_=f"{queue_id}/stop-command", source=self.source, now=stamp,
+                       data={"type": "stop", "command": "stop", "queue_id": queue_id,
+                             "reason": state.stop_reason})
+            outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED,
+                       id_=f"{queue_id}/stopped", source=self.source, now=stamp,
+                       data={"queue_id": queue_id, "reason": state.stop_reason,
+                             "records_written": state.records_written})
+            return True
+
+        state, changed = mutate(self.store, queue_id, outbox.tracked(change, source=self.source, now=stamp))
+        metrics.STOPS.labels("stopped" if changed else "already_terminal").inc()
+        # Publish the stop command before deleting, so running Jobs can flush their counts.
+        self._flush(state)
+        if state.status == lifecycle.QueueStatus.STOPPED:
+            self.launcher.delete_queue(queue_id)
+        return state, changed
+
+    # -- telemetry ---------------------------------------------------------
+
+    def telemetry(self, telemetry: Telemetry) -> str:
+        """Merge a Job's report; the outcome names what happened.
+
+        :raises InvalidInput: unknown status word.
+        :raises BackendUnavailable:
+        """
+        stamp = now()
+        matched = True
+
+        def change(state: QueueState) -> bool:
+            nonlocal matched
+            if telemetry.job_id is not None and lifecycle.find_job(state, telemetry.job_id) is None:
+                matched = False
+                return False
+            return lifecycle.apply_telemetry(state, telemetry, stamp)
+
+        try:
+            state, changed = mutate(self.store, telemetry.queue_id,
+                                    outbox.tracked(change, source=self.source, now=stamp))
+        except NotFound:
+            metrics.TELEMETRY.labels("unknown_queue").inc()
+            return "unknown_queue"
+        self._flush(state)
+        outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
+        metrics.TELEMETRY.labels(outcome).inc()
+        return outcome
+
+    # -- queries -----------------------------------------------------------
+
+    def get(self, queue_id: str) -> QueueState:
+        state, _ = load(self.store, queue_id)
+        return state
+
+    def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int
+             ) -> tuple[list[QueueState], int]:
+        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset)
+        return [QueueState.model_validate({k: v for k, v in d.items() if k != "_rev"}) for d in docs], total
+
+    def readiness(self, *, launcher: bool) -> dict[str, str]:
+        """Each configured backend: "ok" or why it is not."""
+        checks: dict[str, Any] = {f"state ({self.store.backend})": self.store.ping,
+                                  f"events ({self.bus.kind})": self.bus.ping}
+        if launcher:
+            checks[f"launcher ({self.settings.jobs.launcher})"] = lambda: self.launcher.ping()
+        report = {}
+        for name, check in checks.items():
+            try:
+                check()
+                report[name] = "ok"
+            except BackendUnavailable as e:
+                report[name] = e.message
+            except Exception as e:  # readiness reports, it never raises
+                report[name] = f"{type(e).__name__}: {e}"
+        return report
+
+    def _flush(self, state: QueueState) -> None:
+        for channel in outbox.flush(self.store, self.bus, state):
+            metrics.EVENTS_PUBLISHED.labels(channel).inc()

@@ -1,0 +1,117 @@
+"""ArangoDB backend (python-arango): collection `queue_state`, CAS on `_rev`.
+
+Only these calls reach the server, and the test stand-in implements exactly
+them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
+`ignoreRevs=false`), collection/index creation, and the two AQL queries below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arango import ArangoClient
+from arango.http import DefaultHTTPClient
+from arango.exceptions import (
+    ArangoClientError,
+    ArangoServerError,
+    DocumentInsertError,
+    DocumentRevisionError,
+)
+from requests.exceptions import RequestException
+
+from shared.config import ArangoSettings
+from shared.constants import QUEUE_COLLECTION
+from shared.errors import BackendUnavailable
+from shared.state.base import AlreadyExists, Doc, RevisionConflict, strip_meta
+
+LIST_QUERY = (
+    "FOR q IN @@col"
+    " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol)"
+    " SORT q.started_at DESC, q._key ASC LIMIT @offset, @limit RETURN q"
+)
+COUNT_QUERY = "FOR q IN @@col COLLECT s = q.status WITH COUNT INTO n RETURN {status: s, count: n}"
+INDEXES = (["status"], ["symbol"], ["started_at"])
+ERR_UNIQUE = 1210
+
+
+class ArangoStore:
+    backend = "arango"
+
+    def __init__(self, settings: ArangoSettings) -> None:
+        # One retry at most: Knative retries the whole delivery on our 503.
+        self._client = ArangoClient(
+            hosts=settings.url,
+            request_timeout=settings.timeout_s,
+            http_client=DefaultHTTPClient(retry_attempts=1, backoff_factor=0.1),
+        )
+        self._db = self._client.db(settings.db, username=settings.user, password=settings.password)
+        self._col = self._db.collection(QUEUE_COLLECTION)
+        self._ready = False
+
+    def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            if not self._ready:
+                self._ensure_schema()
+            return call(*args, **kwargs)
+        except (RequestException, ArangoClientError, ConnectionError) as e:
+            raise BackendUnavailable("arango", str(e)) from e
+        except ArangoServerError as e:
+            if e.http_code in (401, 403) or (e.http_code or 0) >= 500:
+                raise BackendUnavailable("arango", f"{e.http_code} {e.error_message}") from e
+            raise
+
+    def _ensure_schema(self) -> None:
+        if not self._db.has_collection(QUEUE_COLLECTION):
+            try:
+                self._db.create_collection(QUEUE_COLLECTION)
+            except ArangoServerError as e:
+                if e.error_code != 1207:  # created meanwhile by another instance
+                    raise
+        for fields in INDEXES:
+            self._col.add_index({"type": "persistent", "fields": fields})
+        self._ready = True
+
+    def create(self, doc: Doc) -> str:
+        body = {**doc, "_key": doc["id"]}
+        try:
+            meta = self._guard(self._col.insert, body)
+        except DocumentInsertError as e:
+            if e.error_code == ERR_UNIQUE:
+                raise AlreadyExists(doc["id"]) from e
+            raise
+        return str(meta["_rev"])
+
+    def get(self, key: str) -> Doc | None:
+        doc = self._guard(self._col.get, key)
+        return None if doc is None else strip_meta(doc)
+
+    def replace(self, doc: Doc, *, rev: str) -> str:
+        body = {**strip_meta(doc), "_key": doc["id"], "_rev": rev}
+        try:
+            meta = self._guard(self._col.replace, body, check_rev=True)
+        except DocumentRevisionError as e:
+            raise RevisionConflict(doc["id"]) from e
+        return str(meta["_rev"])
+
+    def list(
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        cursor = self._guard(
+            self._db.aql.execute,
+            LIST_QUERY,
+            bind_vars={"@col": QUEUE_COLLECTION, "status": status, "symbol": symbol,
+                       "offset": offset, "limit": limit},
+            full_count=True,
+        )
+        docs = [strip_meta(d) for d in cursor]
+        return docs, int(cursor.statistics().get("fullCount", len(docs)))
+
+    def count_by_status(self) -> dict[str, int]:
+        cursor = self._guard(self._db.aql.execute, COUNT_QUERY, bind_vars={"@col": QUEUE_COLLECTION})
+        return {row["status"]: row["count"] for row in cursor}
+
+    def ping(self) -> None:
+        self._guard(self._db.version)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,122 @@
+"""Embedded backend: one SQLite file, safe across processes (WAL, CAS on a revision)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from shared.errors import BackendUnavailable
+from shared.state.base import AlreadyExists, Doc, RevisionConflict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS queue_state (
+    key TEXT PRIMARY KEY,
+    rev INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    started_at TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status);
+CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol);
+CREATE INDEX IF NOT EXISTS queue_state_started ON queue_state (started_at);
+"""
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
+
+    @classmethod
+    def at_dir(cls, directory: str) -> SqliteStore:
+        os.makedirs(directory, exist_ok=True)
+        return cls(os.path.join(directory, "state.db"))
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as e:
+            raise BackendUnavailable("state", f"sqlite: {e}") from e
+
+    def create(self, doc: Doc) -> str:
+        try:
+            self._run(
+                "INSERT INTO queue_state (key, rev, status, symbol, started_at, doc)"
+                " VALUES (?, 1, ?, ?, ?, ?)",
+                (doc["id"], doc["status"], doc["symbol"], doc.get("started_at"), json.dumps(doc)),
+            )
+        except sqlite3.IntegrityError as e:
+            raise AlreadyExists(doc["id"]) from e
+        return "1"
+
+    def get(self, key: str) -> Doc | None:
+        row = self._run("SELECT rev, doc FROM queue_state WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        doc: Doc = json.loads(row[1])
+        doc["_rev"] = str(row[0])
+        return doc
+
+    def replace(self, doc: Doc, *, rev: str) -> str:
+        body = {k: v for k, v in doc.items() if k != "_rev"}
+        new_rev = int(rev) + 1
+        cur = self._run(
+            "UPDATE queue_state SET rev = ?, status = ?, symbol = ?, started_at = ?, doc = ?"
+            " WHERE key = ? AND rev = ?",
+            (new_rev, body["status"], body["symbol"], body.get("started_at"),
+             json.dumps(body), body["id"], int(rev)),
+        )
+        if cur.rowcount != 1:
+            raise RevisionConflict(body["id"])
+        return str(new_rev)
+
+    def list(
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if symbol:
+            where.append("symbol = ?")
+            args.append(symbol)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self._run(f"SELECT COUNT(*) FROM queue_state{clause}", tuple(args)).fetchone()[0]
+        rows = self._run(
+            f"SELECT rev, doc FROM queue_state{clause} ORDER BY started_at DESC, key"
+            " LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        ).fetchall()
+        docs = []
+        for rev, text in rows:
+            doc = json.loads(text)
+            doc["_rev"] = str(rev)
+            docs.append(doc)
+        return docs, total
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._run("SELECT status, COUNT(*) FROM queue_state GROUP BY status").fetchall()
+        return {status: n for status, n in rows}
+
+    def ping(self) -> None:
+        self._run("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

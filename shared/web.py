@@ -1,0 +1,186 @@
+"""The HTTP edge every function shares: routing, envelopes, errors, probes, metrics.
+
+Every response is the seed's envelope `{status, message, data}`. Client
+mistakes get a 4xx naming the field; a backend outage gets a 503 so Knative
+retries; anything unexpected a 500 with no stack trace (the log has it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared import events, metrics, runtime
+from shared.errors import (
+    BackendUnavailable,
+    ClientError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    QueueManagerError,
+)
+
+log = logging.getLogger("streamforge.queue_manager")
+
+Params = dict[str, str]
+Handler = Callable[[Request, Params], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+def route(method: str, template: str, handler: Handler) -> Route:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/") or "/")
+    return Route(method, re.compile(f"^{regex}$"), handler)
+
+
+def envelope(code: int, message: str, data: Any = None, errors: list[dict[str, Any]] | None = None
+             ) -> JSONResponse:
+    body: dict[str, Any] = {"status": "success" if code < 400 else "error", "message": message,
+                            "data": data if data is not None else {}}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=code)
+
+
+def reply(inbound: events.Inbound, code: int, message: str, data: Any, *, event_type: str,
+          event_id: str) -> Response:
+    """An envelope; to a CloudEvent, the envelope as a CloudEvent (Knative forwards replies)."""
+    if inbound.ce is None:
+        return envelope(code, message, data)
+    event = events.make(type_=event_type, source=runtime.get().settings.event_source,
+                        subject=str(data.get("queue_id", "")) if isinstance(data, dict) else "",
+                        id_=event_id, time=_now(), data={"status": "success", "message": message,
+                                                         "data": data})
+    headers, body = events.http_reply(event)
+    return Response(body, status_code=code, headers=headers)
+
+
+def _now() -> str:
+    from shared.service import now
+
+    return now()
+
+
+async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run store/launcher/Kafka calls off the event loop."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+async def read_body(request: Request) -> bytes:
+    limit = runtime.get().settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_inbound(request: Request) -> events.Inbound:
+    return events.decode(dict(request.headers), await read_body(request))
+
+
+def validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False)]
+
+
+# -- probes and metrics, answered by every function ------------------------
+
+async def live(request: Request, params: Params) -> Response:
+    return envelope(200, "alive")
+
+
+async def startup(request: Request, params: Params) -> Response:
+    await blocking(runtime.get)
+    return envelope(200, "started")
+
+
+def ready_route(*, launcher: bool) -> Handler:
+    async def ready(request: Request, params: Params) -> Response:
+        report = await blocking(runtime.get().service.readiness, launcher=launcher)
+        down = {k: v for k, v in report.items() if v != "ok"}
+        if down:
+            return envelope(503, "unavailable: " + ", ".join(sorted(down)), report)
+        return envelope(200, "All systems operational", report)
+
+    return ready
+
+
+async def metrics_route(request: Request, params: Params) -> Response:
+    body = await blocking(generate_latest, metrics.REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def common_routes(*, launcher: bool) -> list[Route]:
+    return [
+        route("GET", "/health/live", live),
+        route("GET", "/health/startup", startup),
+        route("GET", "/health/ready", ready_route(launcher=launcher)),
+        route("GET", "/metrics", metrics_route),
+    ]
+
+
+# -- dispatch ---------------------------------------------------------------
+
+def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params]:
+    allowed = []
+    for r in routes:
+        m = r.pattern.match(path)
+        if m:
+            if r.method == method or (method == "HEAD" and r.method == "GET"):
+                return r.handler, m.groupdict()
+            allowed.append(r.method)
+    if allowed:
+        raise MethodNotAllowed(f"{method} {path} is not allowed; use {', '.join(sorted(set(allowed)))}")
+    raise NotFound(f"no route for {method} {path}")
+
+
+async def serve(request: Request, *, function: str, routes: list[Route]) -> Response:
+    started = time.perf_counter()
+    metrics.observe_first_request(function)
+    path = request.url.path.rstrip("/") or "/"
+    try:
+        handler, params = _match(routes, request.method, path)
+        response = await handler(request, params)
+    except ValidationError as e:
+        metrics.ERRORS.labels(function, "client").inc()
+        response = envelope(422, "invalid request", errors=validation_details(e))
+    except ClientError as e:
+        metrics.ERRORS.labels(function, "client").inc()
+        response = envelope(e.status_code, e.message, errors=e.details or None)
+    except BackendUnavailable as e:
+        metrics.ERRORS.labels(function, "backend").inc()
+        log.warning("%s: %s", function, e.message)
+        response = envelope(503, e.message, errors=e.details or None)
+        response.headers["Retry-After"] = "1"
+    except QueueManagerError as e:
+        metrics.ERRORS.labels(function, "internal").inc()
+        response = envelope(e.status_code, e.message)
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        metrics.ERRORS.labels(function, "internal").inc()
+        log.exception("%s: unhandled error (incident %s)", function, incident)
+        response = envelope(500, f"internal error (incident {incident}); see the function's log")
+    metrics.REQUESTS.labels(function, str(response.status_code)).observe(time.perf_counter() - started)
+    return response
