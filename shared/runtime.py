@@ -23,6 +23,17 @@ class Runtime:
     bus: Bus
     service: QueueService
 
+    @property
+    def networked(self) -> bool:
+        """Whether any backend does network I/O (then calls run off the event loop).
+
+        The embedded default (SQLite, local events, local launcher) answers in
+        well under a millisecond, and a thread hop per call would cost more
+        than the call and let requests contend for the same document.
+        """
+        return (self.store.backend != "sqlite" or self.bus.kind != "local"
+                or self.settings.jobs.launcher != "local")
+
     def close(self) -> None:
         self.bus.close()
         self.store.close()

@@ -83,7 +83,7 @@ class QueueService:
                          "jobs": [{"id": j.id, "target": j.target, "type": j.type} for j in state.jobs]})
         created = True
         try:
-            self.store.create(state.model_dump(mode="json"))
+            self.store.create(queue_id, state.model_dump_json())
         except AlreadyExists:
             created = False
             state, _ = load(self.store, queue_id)
@@ -190,7 +190,7 @@ class QueueService:
     def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int
              ) -> tuple[list[QueueState], int]:
         docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset)
-        return [QueueState.model_validate({k: v for k, v in d.items() if k != "_rev"}) for d in docs], total
+        return [QueueState.model_validate_json(d) for d in docs], total
 
     def readiness(self, *, launcher: bool) -> dict[str, str]:
         """Each configured backend: "ok" or why it is not."""

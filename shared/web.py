@@ -78,7 +78,9 @@ def _now() -> str:
 
 
 async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run store/launcher/Kafka calls off the event loop."""
+    """Run store/launcher/Kafka calls off the event loop when they do network I/O."""
+    if not runtime.get().networked:
+        return fn(*args, **kwargs)
     return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
@@ -112,7 +114,7 @@ async def live(request: Request, params: Params) -> Response:
 
 
 async def startup(request: Request, params: Params) -> Response:
-    await blocking(runtime.get)
+    await anyio.to_thread.run_sync(runtime.get)
     return envelope(200, "started")
 
 

@@ -32,11 +32,11 @@ def open_store(settings: Settings) -> StateStore:
 
 def load(store: StateStore, queue_id: str) -> tuple[QueueState, str]:
     """:raises NotFound: no such queue."""
-    doc = store.get(queue_id)
-    if doc is None:
+    found = store.get(queue_id)
+    if found is None:
         raise NotFound(f"queue {queue_id!r} not found")
-    rev = doc.pop("_rev")
-    return QueueState.model_validate(doc), rev
+    doc, rev = found
+    return QueueState.model_validate_json(doc), rev
 
 
 def mutate(
@@ -52,7 +52,7 @@ def mutate(
         if not change(state):
             return state, False
         try:
-            store.replace(state.model_dump(mode="json"), rev=rev)
+            store.replace(queue_id, state.model_dump_json(), rev=rev)
         except RevisionConflict:
             continue
         return state, True

@@ -7,6 +7,7 @@ them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from arango import ArangoClient
@@ -22,7 +23,7 @@ from requests.exceptions import RequestException
 from shared.config import ArangoSettings
 from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable
-from shared.state.base import AlreadyExists, Doc, RevisionConflict, strip_meta
+from shared.state.base import AlreadyExists, RevisionConflict
 
 LIST_QUERY = (
     "FOR q IN @@col"
@@ -32,6 +33,11 @@ LIST_QUERY = (
 COUNT_QUERY = "FOR q IN @@col COLLECT s = q.status WITH COUNT INTO n RETURN {status: s, count: n}"
 INDEXES = (["status"], ["symbol"], ["started_at"])
 ERR_UNIQUE = 1210
+_META = ("_key", "_id", "_rev", "_oldRev")
+
+
+def _text(doc: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in doc.items() if k not in _META}, separators=(",", ":"))
 
 
 class ArangoStore:
@@ -71,31 +77,30 @@ class ArangoStore:
             self._col.add_index({"type": "persistent", "fields": fields})
         self._ready = True
 
-    def create(self, doc: Doc) -> str:
-        body = {**doc, "_key": doc["id"]}
+    def create(self, key: str, doc: str) -> str:
         try:
-            meta = self._guard(self._col.insert, body)
+            meta = self._guard(self._col.insert, {**json.loads(doc), "_key": key})
         except DocumentInsertError as e:
             if e.error_code == ERR_UNIQUE:
-                raise AlreadyExists(doc["id"]) from e
+                raise AlreadyExists(key) from e
             raise
         return str(meta["_rev"])
 
-    def get(self, key: str) -> Doc | None:
+    def get(self, key: str) -> tuple[str, str] | None:
         doc = self._guard(self._col.get, key)
-        return None if doc is None else strip_meta(doc)
+        return None if doc is None else (_text(doc), str(doc["_rev"]))
 
-    def replace(self, doc: Doc, *, rev: str) -> str:
-        body = {**strip_meta(doc), "_key": doc["id"], "_rev": rev}
+    def replace(self, key: str, doc: str, *, rev: str) -> str:
+        body = {**json.loads(doc), "_key": key, "_rev": rev}
         try:
             meta = self._guard(self._col.replace, body, check_rev=True)
         except DocumentRevisionError as e:
-            raise RevisionConflict(doc["id"]) from e
+            raise RevisionConflict(key) from e
         return str(meta["_rev"])
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int
-    ) -> tuple[list[Doc], int]:
+    ) -> tuple[list[str], int]:
         cursor = self._guard(
             self._db.aql.execute,
             LIST_QUERY,
@@ -103,7 +108,7 @@ class ArangoStore:
                        "offset": offset, "limit": limit},
             full_count=True,
         )
-        docs = [strip_meta(d) for d in cursor]
+        docs = [_text(d) for d in cursor]
         return docs, int(cursor.statistics().get("fullCount", len(docs)))
 
     def count_by_status(self) -> dict[str, int]:

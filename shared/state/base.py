@@ -1,10 +1,12 @@
-"""The contract every state backend fulfils (tests/shared/test_state_contract.py)."""
+"""The contract every state backend fulfils (tests/shared/test_state_contract.py).
+
+Documents cross it as JSON text: the models parse and print JSON far faster
+than they build dicts, and the hot path (telemetry) does one of each per event.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-Doc = dict[str, Any]
+from typing import Protocol
 
 
 class AlreadyExists(Exception):
@@ -18,16 +20,16 @@ class RevisionConflict(Exception):
 class StateStore(Protocol):
     backend: str
 
-    def create(self, doc: Doc) -> str:
-        """Insert `doc` under `doc["id"]`; return its revision.
+    def create(self, key: str, doc: str) -> str:
+        """Insert the JSON document `doc` under `key`; return its revision.
 
         :raises AlreadyExists:
         """
 
-    def get(self, key: str) -> Doc | None:
-        """The document with its revision in `_rev`, or None."""
+    def get(self, key: str) -> tuple[str, str] | None:
+        """(document JSON, revision), or None."""
 
-    def replace(self, doc: Doc, *, rev: str) -> str:
+    def replace(self, key: str, doc: str, *, rev: str) -> str:
         """Replace the document if its revision is still `rev`; return the new one.
 
         :raises RevisionConflict:
@@ -35,8 +37,8 @@ class StateStore(Protocol):
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int
-    ) -> tuple[list[Doc], int]:
-        """Newest first, filtered; and the total before paging."""
+    ) -> tuple[list[str], int]:
+        """Documents newest first (by `started_at`, then key), filtered; and the total."""
 
     def count_by_status(self) -> dict[str, int]: ...
 
@@ -44,8 +46,3 @@ class StateStore(Protocol):
         """:raises BackendUnavailable:"""
 
     def close(self) -> None: ...
-
-
-def strip_meta(doc: dict[str, Any]) -> Doc:
-    """Drop the backend's own fields, keeping `_rev`."""
-    return {k: v for k, v in doc.items() if k not in ("_key", "_id", "_oldRev")}

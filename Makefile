@@ -1,0 +1,61 @@
+# StreamForge queue manager. `make run` serves all four functions locally on the
+# embedded default; `make test` runs the whole suite against real servers.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+HOST ?= 127.0.0.1
+TARGET ?= all
+PYTEST_ARGS ?=
+
+.PHONY: help install run run-kafka test test-fast lint bench demo clean
+
+help:
+	@echo "make run     serve start, stop, telemetry, status locally (embedded default, port $(PORT))"
+	@echo "make test    run the test suite (starts real Kafka and kube-apiserver)"
+	@echo "make demo    drive the seed examples through a local run"
+	@echo "make bench   benchmarks; make lint; make install; make clean"
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/functions-framework --source functions/$(TARGET).py --target $(TARGET) --asgi \
+		--host $(HOST) --port $(PORT)
+
+run-kafka: install
+	$(BIN)/python -m tests.infra.kafka_broker run
+
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest tests/shared tests/functions -q
+
+lint: install
+	$(BIN)/ruff check functions shared tests
+	$(BIN)/mypy shared
+
+bench: install
+	$(BIN)/python -m tests.bench.functions_bench
+
+demo: install
+	@dir=$$(mktemp -d); \
+	QM_LOCAL_DIR=$$dir $(BIN)/functions-framework --source functions/all.py --target all --asgi \
+		--host 127.0.0.1 --port 18089 > $$dir/server.log 2>&1 & pid=$$!; \
+	for i in $$(seq 50); do curl -sf http://127.0.0.1:18089/health/live >/dev/null && break; sleep 0.2; done; \
+	$(BIN)/python -m shared.demo --url http://127.0.0.1:18089; rc=$$?; \
+	kill $$pid; wait $$pid 2>/dev/null; rm -rf $$dir; exit $$rc
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache *.egg-info test-output

@@ -1,0 +1,143 @@
+"""`make bench`: cold start and telemetry throughput, each as a ratio to a bare
+functions-framework function measured side by side in the same run.
+
+    cold start  spawn -> first 200, median of N spawns (ours: /health/ready)
+    throughput  wrk, 1 thread, 16 connections, KafkaSource-shaped telemetry
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from shared.examples import load
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+FF = str(Path(sys.executable).parent / "functions-framework")
+SPAWNS = int(os.environ.get("BENCH_SPAWNS", "5"))
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(source: Path, target: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([FF, "--source", str(source), "--target", target, "--asgi",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_200(url: str, timeout: float = 30) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.005)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cold_start(source: Path, target: str, path: str, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(SPAWNS):
+        port = free_port()
+        t0 = time.perf_counter()
+        proc = spawn(source, target, port, env)
+        try:
+            wait_200(f"http://127.0.0.1:{port}{path}")
+            times.append(time.perf_counter() - t0)
+        finally:
+            stop(proc)
+    return statistics.median(times)
+
+
+def wrk(url: str, targets: str) -> tuple[float, int]:
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{DURATION}", "-s", str(HERE / "telemetry.lua"), url],
+                         env={**os.environ, "TARGETS": targets}, capture_output=True, text=True,
+                         check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, int(bad.group(1)) if bad else 0
+
+
+def post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def main() -> int:
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    local = tempfile.mkdtemp(prefix="qm-bench-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARANGO_", "KAFKA_"))}
+    env.update(QM_LOCAL_DIR=local)
+    noop = HERE / "noop.py"
+    print(f"cold start: spawn -> first 200, median of {SPAWNS}")
+    base = cold_start(noop, "noop", "/", env)
+    print(f"  {'bare noop':<10} {base * 1000:7.0f} ms")
+    worst = 0.0
+    for target in ("start", "stop", "telemetry", "status", "all"):
+        t = cold_start(ROOT / "functions" / f"{target}.py", target, "/health/ready", env)
+        worst = max(worst, t / base)
+        print(f"  {target:<10} {t * 1000:7.0f} ms  ratio {t / base:.2f}x")
+
+    print(f"telemetry throughput: wrk -t1 -c16 -d{DURATION}")
+    port = free_port()
+    server = spawn(ROOT / "functions" / "all.py", "all", port, env)
+    try:
+        wait_200(f"http://127.0.0.1:{port}/health/ready")
+        pairs = []
+        for _ in range(10):
+            data = post(f"http://127.0.0.1:{port}/queues/start", load("realtime"))["data"]
+            pairs += [f"{data['queue_id']}/{j['id']}" for j in data["jobs"]]
+    finally:
+        stop(server)
+    targets = ",".join(pairs)
+    results = {}
+    for name, source, target in (("bare noop", noop, "noop"),
+                                 ("telemetry", ROOT / "functions" / "telemetry.py", "telemetry")):
+        port = free_port()
+        proc = spawn(source, target, port, env)
+        try:
+            wait_200(f"http://127.0.0.1:{port}/health/live" if target != "noop" else f"http://127.0.0.1:{port}/")
+            results[name] = wrk(f"http://127.0.0.1:{port}/", targets)
+        finally:
+            stop(proc)
+        print(f"  {name:<10} {results[name][0]:8.0f} events/s  non-2xx: {results[name][1]}")
+    ratio = results["telemetry"][0] / results["bare noop"][0]
+    print(f"  ratio {ratio:.2f}x of bare")
+    shutil.rmtree(local, ignore_errors=True)
+    print(f"targets: cold start <= 1.25x (worst {worst:.2f}x); telemetry >= 0.5x ({ratio:.2f}x) "
+          f"and >= 2000/s ({results['telemetry'][0]:.0f}/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+import itertools
+
+from shared import lifecycle
+from shared.models import JobStatus, QueueStart, QueueStatus, Telemetry
+
+NOW = "2024-01-01T00:00:00Z"
+
+
+def _queue(payload):
+    return lifecycle.new_queue(queue_id="q-1", command=QueueStart.parse(payload), now=NOW)
+
+
+def _t(**kw):
+    return Telemetry(queue_id="q-1", **kw)
+
+
+def test_job_statuses_only_move_forward():
+    order = [JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING, JobStatus.FINISHED]
+    for a, b in itertools.combinations(order, 2):
+        assert lifecycle.rank(a) < lifecycle.rank(b)
+    for terminal in lifecycle.TERMINAL_JOB:
+        assert lifecycle.rank(terminal) == 3
+
+
+def test_every_order_of_the_same_messages_gives_the_same_state(legacy):
+    msgs = [_t(status="loading", records_written=5), _t(status="loading", records_written=9),
+            _t(status="finished", records_written=12, finished_at="2024-01-02T00:00:00Z")]
+    results = set()
+    for perm in itertools.permutations(msgs):
+        state = _queue(legacy)
+        for m in perm:
+            lifecycle.apply_telemetry(state, m, NOW)
+        results.add((state.status, state.records_written, state.jobs[0].finished_at))
+    assert results == {(QueueStatus.FINISHED, 12, "2024-01-02T00:00:00Z")}
+
+
+def test_apply_reports_whether_anything_changed(legacy):
+    state = _queue(legacy)
+    assert lifecycle.apply_telemetry(state, _t(status="loading", records_written=1), NOW)
+    assert not lifecycle.apply_telemetry(state, _t(status="loading", records_written=1), NOW)
+    assert not lifecycle.apply_telemetry(state, _t(status="launched"), NOW)
+
+
+def test_stop_is_terminal_and_idempotent(historical):
+    state = _queue(historical)
+    assert lifecycle.stop(state, None, NOW)
+    assert not lifecycle.stop(state, None, NOW)
+    assert state.status == QueueStatus.STOPPED
+    lifecycle.apply_telemetry(state, _t(status="finished"), NOW)
+    assert state.status == QueueStatus.STOPPED
+
+
+def test_queue_finishes_only_when_every_job_has(historical):
+    state = _queue(historical)
+    for job in state.jobs[:-1]:
+        lifecycle.apply_telemetry(state, _t(job_id=job.id, status="finished"), NOW)
+        assert state.status == QueueStatus.LOADING
+    lifecycle.apply_telemetry(state, _t(job_id=state.jobs[-1].id, status="finished"), NOW)
+    assert state.status == QueueStatus.FINISHED
