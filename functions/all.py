@@ -41,5 +41,5 @@ _ALL = [
 
 
 @aio.http
-async def all(request: Request) -> Response:  # noqa: A001 - the target's name
+async def all(request: Request) -> Response:
     return await web.serve(request, function="all", routes=_ALL)

@@ -161,10 +161,10 @@ def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
     for job in targets:
         if status is not None:
             changed |= _advance(job, status, telemetry.finished_at or now, telemetry.error_message)
-        if len(targets) == 1 and telemetry.records_written is not None:
-            if telemetry.records_written > job.records_written:
-                job.records_written = telemetry.records_written
-                changed = True
+        written = telemetry.records_written
+        if len(targets) == 1 and written is not None and written > job.records_written:
+            job.records_written = written
+            changed = True
         newest = _max_str(job.last_loaded_timestamp, telemetry.last_loaded_timestamp)
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest

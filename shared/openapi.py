@@ -7,7 +7,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import constants
-from shared.models import Envelope, JobState, QueueCreate, QueueStart, QueueState, QueueStatus, QueueStop, Telemetry
+from shared.models import (
+    Envelope,
+    JobState,
+    QueueCreate,
+    QueueStart,
+    QueueState,
+    QueueStatus,
+    QueueStop,
+    Telemetry,
+)
 
 _MODELS: tuple[type[BaseModel], ...] = (QueueCreate, QueueStart, QueueStop, Telemetry, QueueState,
                                         JobState, Envelope)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -40,13 +40,14 @@ class KubeLauncher:
     def _create(self, manifest: dict[str, Any]) -> str:
         name = manifest["metadata"]["name"]
         try:
-            self._batch.create_namespaced_job(self.namespace, manifest)
+            self._batch.create_namespaced_job(self.namespace, cast(client.V1Job, manifest))
         except ApiException as e:
             if e.status != 409:
                 raise _translate(e, f"create Job {name}") from e
             existing = self._batch.read_namespaced_job(name, self.namespace)
             want = manifest["metadata"]["labels"][constants.LABEL_QUEUE_ID]
-            if (existing.metadata.labels or {}).get(constants.LABEL_QUEUE_ID) != want:
+            labels = (existing.metadata.labels if existing.metadata else None) or {}
+            if labels.get(constants.LABEL_QUEUE_ID) != want:
                 raise Conflict(f"Job {name} exists and belongs to another queue") from e
         except _TRANSIENT as e:
             raise BackendUnavailable("kubernetes", str(e)) from e
@@ -61,10 +62,9 @@ class KubeLauncher:
         try:
             found = self._batch.list_namespaced_job(self.namespace, label_selector=selector)
             for job in found.items:
+                name = cast(client.V1ObjectMeta, job.metadata).name or ""
                 try:
-                    self._batch.delete_namespaced_job(
-                        job.metadata.name, self.namespace, propagation_policy="Background"
-                    )
+                    self._batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
                 except ApiException as e:
                     if e.status != 404:
                         raise

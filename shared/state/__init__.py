@@ -15,7 +15,7 @@ from shared.errors import BackendUnavailable, NotFound
 from shared.models import QueueState
 from shared.state.base import AlreadyExists, RevisionConflict, StateStore
 
-__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "open_store", "mutate", "load"]
+__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "load", "mutate", "open_store"]
 
 MAX_ATTEMPTS = 50
 

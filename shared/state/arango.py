@@ -11,13 +11,13 @@ import json
 from typing import Any
 
 from arango import ArangoClient
-from arango.http import DefaultHTTPClient
 from arango.exceptions import (
     ArangoClientError,
     ArangoServerError,
     DocumentInsertError,
     DocumentRevisionError,
 )
+from arango.http import DefaultHTTPClient
 from requests.exceptions import RequestException
 
 from shared.config import ArangoSettings
