@@ -24,9 +24,9 @@ def test_job_names_are_dns_labels_unique_and_deterministic():
     names = {naming.job_name(queue, i, "arango-connector", "x" * 80 + str(i)) for i in range(20)}
     assert len(names) == 20
     assert all(len(n) <= 63 and DNS.match(n) for n in names)
-    assert naming.job_name(queue, 3, "gnn-trainer", "gnn_train") == naming.job_name(queue, 3, "gnn-trainer", "gnn_train")
-    other = naming.job_name("c927fa13-3b22-4d44-bc81-1f902a222eee", 3, "gnn-trainer", "gnn_train")
-    assert other != naming.job_name(queue, 3, "gnn-trainer", "gnn_train")
+    same = naming.job_name(queue, 3, "gnn-trainer", "gnn_train")
+    assert same == naming.job_name(queue, 3, "gnn-trainer", "gnn_train")
+    assert same != naming.job_name("c927fa13-3b22-4d44-bc81-1f902a222eee", 3, "gnn-trainer", "gnn_train")
 
 
 def test_label_values_are_valid():
