@@ -59,7 +59,7 @@ class LocalBus:
         return None
 
 
-def producer_config(kafka: KafkaSettings) -> dict[str, Any]:
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     """kafka-python settings from the seed's env names (shared with consumers and tools)."""
     conf: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers.split(","),
@@ -95,7 +95,7 @@ class KafkaBus:
 
                 try:
                     self._producer = KafkaProducer(
-                        **producer_config(self.settings),
+                        **client_config(self.settings),
                         acks="all",
                         enable_idempotence=True,
                         max_block_ms=self.settings.timeout_ms,
