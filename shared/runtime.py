@@ -6,6 +6,7 @@ the environment.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass
 
@@ -62,3 +63,8 @@ def reset() -> None:
         if _current is not None:
             _current.close()
         _current = None
+
+
+# Scale-to-zero ends a worker with SIGTERM: uvicorn lets in-flight requests
+# finish, then the interpreter exits and this closes the backends (flushing Kafka).
+atexit.register(reset)
