@@ -15,9 +15,9 @@ changed anything, which is how duplicates are counted.
 
 from __future__ import annotations
 
-from shared import naming
+from shared import lineage, naming
 from shared.errors import InvalidInput
-from shared.models import JobState, JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
+from shared.models import JobState, JobStatus, Need, QueueStart, QueueState, QueueStatus, Telemetry
 
 TERMINAL_JOB = frozenset({JobStatus.FINISHED, JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
 TERMINAL_QUEUE = frozenset({QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR})
@@ -52,7 +52,8 @@ def loader_type(target: str, type_: str) -> str:
     return "job"
 
 
-def new_queue(*, queue_id: str, command: QueueStart, now: str) -> QueueState:
+def new_queue(*, queue_id: str, command: QueueStart, now: str,
+              needs: list[list[lineage.Need]] | None = None) -> QueueState:
     start, end = command.time_range.split(":")
     jobs = []
     for index, request in enumerate(command.requests):
@@ -62,6 +63,10 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str) -> QueueState:
             JobState(
                 id=name,
                 index=index,
+                request_id=request.id,
+                streaming=lineage.is_streaming(request.type),
+                needs=[Need(job=n.job, until=n.until, reason=n.reason) for n in needs[index]]
+                if needs else [],
                 target=request.target,
                 type=request.type,
                 params=request.params,
@@ -85,6 +90,8 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str) -> QueueState:
         start_time=start,
         end_time=end,
         kafka_topic=single.kafka_topic if single else None,
+        mode=command.mode,
+        on_failure=command.on_failure,
         started_at=now,
         updated_at=now,
         jobs=jobs,
@@ -112,14 +119,6 @@ def _advance(job: JobState, status: JobStatus, now: str, error: str | None = Non
     if status == JobStatus.ERROR and error:
         job.error_message = error
     return True
-
-
-def mark_launched(state: QueueState, job_ids: set[str], now: str) -> bool:
-    changed = False
-    for job in state.jobs:
-        if job.id in job_ids:
-            changed |= _advance(job, JobStatus.LAUNCHED, now)
-    return _settle(state, changed, now)
 
 
 def find_job(state: QueueState, job_id: str) -> JobState | None:
@@ -169,7 +168,7 @@ def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest
             changed = True
-    return _settle(state, changed, now)
+    return settle(state, changed, now)
 
 
 def stop(state: QueueState, reason: str | None, now: str) -> bool:
@@ -184,7 +183,52 @@ def stop(state: QueueState, reason: str | None, now: str) -> bool:
     return True
 
 
-def _settle(state: QueueState, changed: bool, now: str) -> bool:
+def dependents(state: QueueState, index: int) -> set[int]:
+    """Every job that waits, directly or not, for job `index`."""
+    found: set[int] = set()
+    frontier = [index]
+    while frontier:
+        current = frontier.pop()
+        for job in state.jobs:
+            if job.index not in found and any(n.job == current for n in job.needs):
+                found.add(job.index)
+                frontier.append(job.index)
+    return found
+
+
+def _cascade_failures(state: QueueState, now: str) -> bool:
+    """A failed job skips what waits for it; under `on_failure: stop`, everything else stops too."""
+    failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
+    if not failed or state.status in TERMINAL_QUEUE:
+        return False
+    changed = False
+    for job in failed:
+        for index in sorted(dependents(state, job.index)):
+            dep = state.jobs[index]
+            if dep.status in (JobStatus.PENDING, JobStatus.LAUNCHED):
+                changed |= _skip(dep, f"skipped: input {job.target}/{job.type} failed", now)
+    if state.on_failure == "stop":
+        cause = failed[0]
+        for job in state.jobs:
+            if job.status == JobStatus.PENDING:
+                changed |= _skip(job, f"skipped: queue stopped after {cause.target}/{cause.type} failed", now)
+            elif job.status in (JobStatus.LAUNCHED, JobStatus.RUNNING):
+                changed |= _advance(job, JobStatus.STOPPED, now)
+                if job.created and job.job_name not in state.cleanup:
+                    state.cleanup.append(job.job_name)
+    return changed
+
+
+def _skip(job: JobState, why: str, now: str) -> bool:
+    if not _advance(job, JobStatus.SKIPPED, now):
+        return False
+    job.error_message = why
+    job.waiting = None
+    return True
+
+
+def settle(state: QueueState, changed: bool, now: str) -> bool:
+    changed = _cascade_failures(state, now) or changed
     changed = _derive(state, now) or changed
     if changed:
         state.updated_at = now
@@ -200,12 +244,15 @@ def _derive(state: QueueState, now: str) -> bool:
     if state.status not in TERMINAL_QUEUE:
         statuses = [j.status for j in state.jobs]
         failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
-        if failed:
+        settled = all(s in TERMINAL_JOB for s in statuses)
+        if failed and (state.on_failure == "stop" or settled):
             state.status = QueueStatus.ERROR
             state.error_message = "; ".join(
                 f"{j.target}/{j.type}: {j.error_message or 'failed'}" for j in failed
             )
-        elif all(s in TERMINAL_JOB for s in statuses):
+        elif failed:
+            state.status = QueueStatus.LOADING
+        elif settled:
             done = all(s in (JobStatus.FINISHED, JobStatus.SKIPPED) for s in statuses)
             state.status = QueueStatus.FINISHED if done else QueueStatus.STOPPED
         elif any(s != JobStatus.PENDING for s in statuses):

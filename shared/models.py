@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -35,7 +35,7 @@ COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
 COLLECTION_PARAMS = frozenset(
     {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
 )
-RESERVED_PARAMS = frozenset({"target", "type", "queue_id", "job_id"})
+RESERVED_PARAMS = frozenset({"target", "type", "queue_id", "job_id", "id", "depends_on"})
 
 Symbol = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True)]
 TypeName = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
@@ -119,6 +119,11 @@ class JobRequest(BaseModel):
 
     target: Target
     type: TypeName
+    id: Annotated[str, StringConstraints(pattern=NAME_RE.pattern)] | None = Field(
+        default=None, description="A name other requests can list in depends_on")
+    depends_on: list[int | Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=MAX_REQUESTS,
+        description="Requests (index or id) this one waits for, besides those inferred from its inputs")
 
     @field_validator("target")
     @classmethod
@@ -165,9 +170,20 @@ class QueueStart(BaseModel):
     type: TypeName | None = Field(
         default=None, description="Queue-level type; the legacy form's acquisition method"
     )
+    mode: Literal["dag", "sequential", "parallel"] = Field(
+        default="dag", description="dag: wait for inputs; sequential: one after another; parallel: all at once")
+    on_failure: Literal["stop", "continue"] = Field(
+        default="stop", description="stop: a failure stops the queue; continue: independent branches finish")
 
     _symbol = field_validator("symbol")(_check_symbol)
     _range = field_validator("time_range")(_check_time_range)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> QueueStart:
+        ids = [r.id for r in self.requests if r.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("request ids must be unique within a queue")
+        return self
 
     @classmethod
     def parse(cls, payload: Any) -> QueueStart:
@@ -208,11 +224,25 @@ class Telemetry(BaseModel):
     error_message: Annotated[str, StringConstraints(max_length=4096)] | None = None
 
 
+class Need(BaseModel):
+    """What a job waits for: another job of the queue reaching a status."""
+
+    job: int
+    until: Literal["launched", "running", "finished"]
+    reason: str
+
+
 class JobState(BaseModel):
     """One request of a queue and the Job that runs it."""
 
     id: str = Field(description="Stable id within the queue; the Job's JOB_ID env")
     index: int
+    request_id: str | None = None
+    streaming: bool = False
+    needs: list[Need] = Field(default_factory=list)
+    waiting: str | None = Field(default=None, description="Why a pending job has not launched yet")
+    attempt: int = 0
+    created: bool = Field(default=False, description="The launcher confirmed the Job exists")
     target: str
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -247,6 +277,12 @@ class QueueState(BaseModel):
     finished_at: str | None = None
     updated_at: str | None = None
     stop_reason: str | None = None
+    mode: str = "dag"
+    on_failure: str = "stop"
+    seq: int = Field(default=0, description="Counts the queue's changes; the id of its live-update events")
+    history: list[dict[str, Any]] = Field(
+        default_factory=list, description="The latest change events, for clients that reconnect")
+    cleanup: list[str] = Field(default_factory=list, description="Job names to delete (failure stop)")
     unattributed_records: int = Field(
         default=0, description="records_written from queue-level telemetry that names no job"
     )
@@ -258,8 +294,11 @@ class QueueState(BaseModel):
     )
 
     def view(self) -> dict[str, Any]:
-        """What the API shows: everything but the bookkeeping."""
-        return self.model_dump(mode="json", exclude={"outbox", "request_hash"})
+        """What the API shows: everything but the bookkeeping, with progress."""
+        from shared.progress import annotate
+
+        return annotate(self, self.model_dump(mode="json", exclude={"outbox", "request_hash", "history",
+                                                                   "cleanup"}))
 
 
 class Envelope(BaseModel):

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import constants, jobs, lifecycle, metrics, outbox
+from shared import constants, jobs, lifecycle, lineage, metrics, outbox, scheduling
 from shared.bus import CONTROL, EVENTS, Bus
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict, NotFound
@@ -64,17 +64,19 @@ class QueueService:
     # -- start -------------------------------------------------------------
 
     def start(self, command: QueueStart, *, idempotency_key: str | None = None) -> Started:
-        """Record the queue, launch its Jobs, publish `queue.started`.
+        """Record the queue, launch what can start now, publish `queue.started`.
 
         A repeat with the same idempotency key returns the same queue and
         launches only what an interrupted first attempt left unlaunched.
 
+        :raises InvalidInput: the requests do not form a pipeline (cycle, dangling input).
         :raises Conflict: the key was used before with a different payload.
         :raises BackendUnavailable:
         """
         queue_id = queue_id_for(idempotency_key)
         stamp = now()
-        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp)
+        needs = lineage.plan(command, exists=self.dataset_exists)
+        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs)
         state.idempotency_key = idempotency_key
         state.request_hash = _hash(command)
         outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STARTED, id_=f"{queue_id}/started",
@@ -93,29 +95,85 @@ class QueueService:
                 ) from None
         metrics.STARTS.labels("created" if created else "replayed").inc()
         try:
-            launched = self._launch_pending(state)
+            state, launched = self.advance(queue_id, retry_unconfirmed=not created)
         except BackendUnavailable as e:
             # The queue is recorded: retrying with the same key launches what is missing.
             e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
             raise
-        if launched:
-            state, _ = mutate(self.store, queue_id, outbox.tracked(
-                lambda s: lifecycle.mark_launched(s, set(launched), now()), source=self.source, now=now()))
-        self._flush(state)
         return Started(state=state, created=created, launched=launched)
 
-    def _launch_pending(self, state: QueueState) -> list[str]:
-        if state.status in lifecycle.TERMINAL_QUEUE:
-            return []
-        pending = [j for j in state.jobs if j.status == JobStatus.PENDING]
-        if not pending:
-            return []
-        manifests = [self.render(state, j) for j in pending]
-        names = self.launcher.launch(manifests)
-        for job in pending:
-            metrics.JOBS_LAUNCHED.labels(job.target).inc()
-        by_name = {j.job_name: j.id for j in pending}
-        return [by_name[n] for n in names]
+    def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
+        """Launch what may launch now, clean up after a failure, publish the outbox.
+
+        Only the jobs this call claimed are launched, plus, with
+        `retry_unconfirmed`, claimed jobs whose launch was never confirmed (an
+        earlier attempt died between claim and create).
+        """
+        stamp = now()
+        claimed: list[str] = []
+        state, _ = mutate(self.store, queue_id, outbox.tracked(
+            lambda s: scheduling.admit(s, stamp, claimed), source=self.source, now=stamp))
+        ids = set(claimed)
+        if retry_unconfirmed:
+            ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}
+        if ids:
+            launch = [j for j in state.jobs if j.id in ids]
+            self.launcher.launch([self.render(state, j) for j in launch])
+            for job in launch:
+                metrics.JOBS_LAUNCHED.labels(job.target).inc()
+            state, _ = mutate(self.store, queue_id, lambda s: scheduling.mark_created(s, ids))
+        if state.cleanup:
+            # A failure stopped the queue: delete the Jobs it stopped, keep the failed one to inspect.
+            names = list(state.cleanup)
+            self.launcher.delete_jobs(names)
+
+            def done(s: QueueState) -> bool:
+                before = len(s.cleanup)
+                s.cleanup = [n for n in s.cleanup if n not in names]
+                return len(s.cleanup) != before
+
+            state, _ = mutate(self.store, queue_id, done)
+        self._flush(state)
+        return state, sorted(ids)
+
+    def dataset_exists(self, name: str) -> bool:
+        """Whether a collection a request reads already exists outside the queue."""
+        checker = getattr(self.store, "collection_exists", None)
+        return bool(checker and checker(name))
+
+    def retry(self, queue_id: str) -> QueueState:
+        """Re-run only what failed or was skipped.
+
+        :raises NotFound:
+        :raises Conflict: the queue has not failed.
+        """
+        stamp = now()
+        state, changed = mutate(self.store, queue_id, outbox.tracked(
+            lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
+        if not changed:
+            raise Conflict(f"queue {queue_id} is {state.status.value}; only a failed queue can be retried")
+        state, _ = self.advance(queue_id)
+        return state
+
+    def plan(self, command: QueueStart) -> dict[str, Any]:
+        """What a start would do, launching nothing: the DAG, the manifests, the first wave."""
+        stamp = now()
+        needs = lineage.plan(command, exists=self.dataset_exists)
+        state = lifecycle.new_queue(queue_id="00000000-0000-0000-0000-000000000000", command=command,
+                                    now=stamp, needs=needs)
+        first: list[str] = []
+        scheduling.admit(state, stamp, first)
+        return {
+            "mode": command.mode,
+            "on_failure": command.on_failure,
+            "jobs": [
+                {"index": j.index, "id": j.id, "target": j.target, "type": j.type, "streaming": j.streaming,
+                 "needs": [n.model_dump() for n in j.needs],
+                 "starts": "at start" if j.id in first else j.waiting,
+                 "manifest": self.render(state, j)}
+                for j in state.jobs
+            ],
+        }
 
     def render(self, state: QueueState, job: Any) -> dict[str, Any]:
         return jobs.render(queue=state, job=job, jobs=self.settings.jobs, kafka=self.settings.kafka,
@@ -176,7 +234,8 @@ class QueueService:
         except NotFound:
             metrics.TELEMETRY.labels("unknown_queue").inc()
             return "unknown_queue"
-        self._flush(state)
+        if changed or state.outbox or state.cleanup:
+            self.advance(telemetry.queue_id)
         outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
         metrics.TELEMETRY.labels(outcome).inc()
         return outcome

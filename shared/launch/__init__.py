@@ -25,6 +25,9 @@ class Launcher(Protocol):
     def delete_queue(self, queue_id: str) -> int:
         """Delete every Job (and pod) of the queue; return how many Jobs were deleted."""
 
+    def delete_jobs(self, names: list[str]) -> None:
+        """Delete these Jobs and their pods (missing ones are fine)."""
+
     def ping(self) -> None: ...
 
 

@@ -76,6 +76,20 @@ class KubeLauncher:
             raise BackendUnavailable("kubernetes", str(e)) from e
         return len(found.items)
 
+    def delete_jobs(self, names: list[str]) -> None:
+        try:
+            for name in names:
+                try:
+                    self._batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+                self._core.delete_collection_namespaced_pod(self.namespace, label_selector=f"job-name={name}")
+        except ApiException as e:
+            raise _translate(e, f"delete Jobs {names}") from e
+        except _TRANSIENT as e:
+            raise BackendUnavailable("kubernetes", str(e)) from e
+
     def ping(self) -> None:
         try:
             self._batch.list_namespaced_job(self.namespace, limit=1)

@@ -45,5 +45,13 @@ class LocalLauncher:
         shutil.rmtree(folder, ignore_errors=True)
         return count
 
+    def delete_jobs(self, names: list[str]) -> None:
+        wanted = {f"{n}.json" for n in names}
+        if not os.path.isdir(self.directory):
+            return
+        for queue_dir in os.listdir(self.directory):
+            for entry in wanted & set(os.listdir(os.path.join(self.directory, queue_dir))):
+                os.remove(os.path.join(self.directory, queue_dir, entry))
+
     def ping(self) -> None:
         os.makedirs(self.directory, exist_ok=True)

@@ -31,7 +31,7 @@ def test_legacy_payload_starts_one_loader(client, legacy, isolate_environment):
 
 @pytest.mark.parametrize("example, count", [("historical", 6), ("realtime", 7)])
 def test_seed_examples_carry_every_field_to_their_job(client, example, count, isolate_environment, request):
-    payload = request.getfixturevalue(example)
+    payload = {**request.getfixturevalue(example), "mode": "parallel"}  # every Job at once
     r = client("start").post("/queues/start", json=payload)
     assert r.status_code == 200, r.text
     queue_id = r.json()["data"]["queue_id"]
