@@ -21,6 +21,9 @@ async def start_queue(request: Request, params: web.Params) -> Response:
     if inbound.data is None:
         raise ClientError("empty body: send a queue, e.g. {symbol, time_range, requests: [...]}")
     command = QueueStart.parse(inbound.data)
+    if request.query_params.get("dry_run") in ("1", "true"):
+        plan = await web.blocking(runtime.get().service.plan, command)
+        return web.envelope(200, "Queue plan (nothing launched)", plan)
     key = request.headers.get("idempotency-key") or inbound.ce_identity
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise ClientError(f"Idempotency-Key must be 1-{MAX_KEY} characters")
@@ -39,7 +42,24 @@ async def start_queue(request: Request, params: web.Params) -> Response:
                      event_id=f"{state.id}/started")
 
 
+async def plan_queue(request: Request, params: web.Params) -> Response:
+    inbound = await web.read_inbound(request)
+    if inbound.data is None:
+        raise ClientError("empty body: send the queue you would start")
+    plan = await web.blocking(runtime.get().service.plan, QueueStart.parse(inbound.data))
+    return web.envelope(200, "Queue plan (nothing launched)", plan)
+
+
+async def retry_queue(request: Request, params: web.Params) -> Response:
+    state = await web.blocking(runtime.get().service.retry, params["queue_id"])
+    retried = [j.id for j in state.jobs if j.attempt > 0 and j.status.value != "finished"]
+    return web.envelope(200, "Queue retried", {"queue_id": state.id, "status": state.status.value,
+                                               "retried": retried})
+
+
 ROUTES = [
+    web.route("POST", "/queues/plan", plan_queue),
+    web.route("POST", "/queues/{queue_id}/retry", retry_queue),
     web.route("POST", "/queues/start", start_queue),
     web.route("POST", "/queues", start_queue),
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functions_framework import aio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared import openapi, runtime, web
+from shared import live, openapi, runtime, web
 from shared.bus import LocalBus
 from shared.errors import ClientError
 from shared.models import QueueStatus
@@ -45,6 +45,22 @@ async def get_queue(request: Request, params: web.Params) -> Response:
     return web.envelope(200, "Queue status", state.view())
 
 
+async def watch_queue(request: Request, params: web.Params) -> Response:
+    service = runtime.get().service
+    queue_id = params["queue_id"]
+    await web.blocking(service.get, queue_id)  # 404 before the stream starts
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is not None and not raw.isdigit():
+        raise ClientError("Last-Event-ID must be a change number from an earlier event")
+
+    async def load():  # type: ignore[no-untyped-def]
+        return await web.blocking(service.get, queue_id)
+
+    return StreamingResponse(live.stream(load, last_id=int(raw) if raw else None),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
 async def queue_events(request: Request, params: web.Params) -> Response:
     bus = runtime.get().bus
     if not isinstance(bus, LocalBus):
@@ -62,6 +78,7 @@ ROUTES = [
     web.route("GET", "/queues", list_queues),
     web.route("GET", "/queues/{queue_id}", get_queue),
     web.route("GET", "/queues/{queue_id}/events", queue_events),
+    web.route("GET", "/queues/{queue_id}/watch", watch_queue),
     web.route("GET", "/openapi.json", openapi_json),
 ]
 _ALL = [*ROUTES, *web.common_routes(launcher=False)]

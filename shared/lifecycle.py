@@ -205,7 +205,7 @@ def _cascade_failures(state: QueueState, now: str) -> bool:
     for job in failed:
         for index in sorted(dependents(state, job.index)):
             dep = state.jobs[index]
-            if dep.status in (JobStatus.PENDING, JobStatus.LAUNCHED):
+            if dep.status == JobStatus.PENDING:
                 changed |= _skip(dep, f"skipped: input {job.target}/{job.type} failed", now)
     if state.on_failure == "stop":
         cause = failed[0]

@@ -22,7 +22,9 @@ Queue modes: `dag` (the above, plus any explicit `depends_on`), `sequential`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from shared import naming
 from shared.errors import InvalidInput
@@ -32,16 +34,17 @@ INPUT_PARAMS = ("collection_inputs", "graph_collection", "source", "collection",
 OUTPUT_PARAMS = ("collection_output", "model_output", "output_collection")
 
 # What a dependency must have reached before its dependent may launch.
-LAUNCHED = "launched"
-RUNNING = "running"
-FINISHED = "finished"
+Until = Literal["launched", "running", "finished"]
+LAUNCHED: Until = "launched"
+RUNNING: Until = "running"
+FINISHED: Until = "finished"
 
 
 @dataclass(frozen=True)
 class Need:
     job: int
     """Index of the request waited for."""
-    until: str
+    until: Until
     """launched (co-scheduled), running or finished."""
     reason: str
     """The dataset, or `depends_on`, or the mode: shown when a job waits."""
@@ -76,7 +79,7 @@ def inputs(request: JobRequest, symbol: str, time_range: str) -> set[str]:
     return found
 
 
-def plan(command: QueueStart, *, exists: callable | None = None) -> list[list[Need]]:  # type: ignore[valid-type]
+def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) -> list[list[Need]]:
     """The needs of every request, by index.
 
     :raises InvalidInput: an input nobody in the queue writes and that does not
@@ -85,6 +88,7 @@ def plan(command: QueueStart, *, exists: callable | None = None) -> list[list[Ne
     requests = command.requests
     mode = command.mode
     needs: list[list[Need]] = [[] for _ in requests]
+    until: Until
     if mode == "parallel":
         return needs
     if mode == "sequential":

@@ -24,12 +24,20 @@ def snapshot(state: QueueState) -> Snapshot:
     return state.status.value, {j.id: j.status.value for j in state.jobs}
 
 
+HISTORY = 200
+"""Change events kept in the document for live-update clients that reconnect."""
+
+
 def add(state: QueueState, *, channel: str, type_: str, id_: str, data: dict[str, Any],
         source: str, now: str) -> None:
     if any(e["event"]["id"] == id_ for e in state.outbox):
         return
     event = events.make(type_=type_, source=source, subject=state.id, id_=id_, data=data, time=now)
     state.outbox.append({"channel": channel, "event": event})
+    if channel == EVENTS:
+        state.seq += 1
+        state.history.append({"seq": state.seq, "type": type_, "time": now, "data": data})
+        del state.history[:-HISTORY]
 
 
 def record_changes(state: QueueState, before: Snapshot, *, source: str, now: str) -> None:

@@ -111,8 +111,12 @@ class QueueService:
         """
         stamp = now()
         claimed: list[str] = []
-        state, _ = mutate(self.store, queue_id, outbox.tracked(
-            lambda s: scheduling.admit(s, stamp, claimed), source=self.source, now=stamp))
+
+        def claim(s: QueueState) -> bool:
+            claimed.clear()  # a compare-and-set retry starts over: only the winning write's claims count
+            return scheduling.admit(s, stamp, claimed)
+
+        state, _ = mutate(self.store, queue_id, outbox.tracked(claim, source=self.source, now=stamp))
         ids = set(claimed)
         if retry_unconfirmed:
             ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}

@@ -15,9 +15,10 @@ def telemetry(queue_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def kafka_source_event(value: dict[str, Any], *, topic: str = "queue-control", partition: int = 0,
-                       offset: int = 0, key: str | None = None, namespace: str = "streamforge",
-                       name: str = "queue-control-telemetry") -> tuple[dict[str, str], bytes]:
+def kafka_source_event(
+    value: dict[str, Any], *, topic: str = "queue-control", partition: int = 0, offset: int = 0,
+    key: str | None = None, namespace: str = "streamforge", name: str = "queue-control-telemetry",
+) -> tuple[dict[str, str], bytes]:
     """A record as KafkaSource delivers it: binary mode, type dev.knative.kafka.event."""
     headers = {
         "ce-specversion": "1.0",
@@ -34,7 +35,9 @@ def kafka_source_event(value: dict[str, Any], *, topic: str = "queue-control", p
     return headers, json.dumps(value).encode()
 
 
-def binary_event(type_: str, data: Any, *, id_: str | None = None, source: str = "/tests") -> tuple[dict[str, str], bytes]:
+def binary_event(
+    type_: str, data: Any, *, id_: str | None = None, source: str = "/tests"
+) -> tuple[dict[str, str], bytes]:
     return {
         "ce-specversion": "1.0",
         "ce-id": id_ or str(uuid.uuid4()),
@@ -44,7 +47,9 @@ def binary_event(type_: str, data: Any, *, id_: str | None = None, source: str =
     }, json.dumps(data).encode()
 
 
-def structured_event(type_: str, data: Any, *, id_: str | None = None, source: str = "/tests") -> tuple[dict[str, str], bytes]:
+def structured_event(
+    type_: str, data: Any, *, id_: str | None = None, source: str = "/tests"
+) -> tuple[dict[str, str], bytes]:
     body = {"specversion": "1.0", "id": id_ or str(uuid.uuid4()), "source": source, "type": type_,
             "datacontenttype": "application/json", "data": data}
     return {"content-type": "application/cloudevents+json"}, json.dumps(body).encode()

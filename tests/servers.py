@@ -36,11 +36,11 @@ class FunctionServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> FunctionServer:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [FF, "--source", str(ROOT / "functions" / f"{self.target}.py"), "--target", self.target,
-             "--asgi", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [FF, "--source", str(ROOT / "functions" / f"{self.target}.py"), "--target", self.target,
+                 "--asgi", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
