@@ -14,7 +14,7 @@ from functions import start as start_fn
 from functions import status as status_fn
 from functions import stop as stop_fn
 from functions import telemetry as telemetry_fn
-from shared import constants, web
+from shared import cluster, constants, web
 
 
 async def _by_content(request: Request, params: web.Params) -> Response:
@@ -25,7 +25,7 @@ async def _by_content(request: Request, params: web.Params) -> Response:
         return await stop_fn.stop_queue(request, params)
     if inbound.ce_type in (constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD) or (
         inbound.ce_type is None and kind == "telemetry"
-    ):
+    ) or (inbound.ce_type or "").startswith(cluster.EVENT_PREFIX):
         return await telemetry_fn.ingest(request, params)
     return await start_fn.start_queue(request, params)
 

@@ -12,7 +12,7 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import constants, metrics, runtime, web
+from shared import cluster, constants, metrics, runtime, web
 from shared.errors import InvalidInput
 from shared.models import Telemetry
 
@@ -34,6 +34,8 @@ def _is_telemetry(ce_type: str | None, data: object) -> bool:
 
 async def ingest(request: Request, params: web.Params) -> Response:
     inbound = await web.read_inbound(request)
+    if inbound.ce_type and inbound.ce_type.startswith(cluster.EVENT_PREFIX):
+        return await _job_event(inbound.ce_type, inbound.data)
     if not _is_telemetry(inbound.ce_type, inbound.data):
         metrics.TELEMETRY.labels("ignored").inc()
         kind = inbound.data.get("type") if isinstance(inbound.data, dict) else None
@@ -49,6 +51,16 @@ async def ingest(request: Request, params: web.Params) -> Response:
         metrics.TELEMETRY.labels("invalid").inc()
         raise
     return web.envelope(200, MESSAGES[outcome], {"queue_id": telemetry.queue_id, "outcome": outcome})
+
+
+async def _job_event(ce_type: str, job: object) -> Response:
+    observed = cluster.observe(ce_type, job)
+    if observed is None:
+        metrics.TELEMETRY.labels("ignored").inc()
+        return web.envelope(200, "Ignored: not a Job of the queue manager")
+    outcome = await web.blocking(runtime.get().service.cluster_event, observed)
+    return web.envelope(200, f"Job event: {outcome}", {"queue_id": observed.queue_id,
+                                                      "job": observed.job_name, "outcome": outcome})
 
 
 ROUTES = [web.route("POST", "/telemetry", ingest)]

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared import constants, jobs, lifecycle, lineage, metrics, outbox, scheduling
 from shared.bus import CONTROL, EVENTS, Bus
+from shared.cluster import JobObserved
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict, NotFound
 from shared.launch import Launcher, open_launcher
@@ -243,6 +244,32 @@ class QueueService:
         outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
         metrics.TELEMETRY.labels(outcome).inc()
         return outcome
+
+    def cluster_event(self, observed: JobObserved) -> str:
+        """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
+        if not observed.deleted:
+            if observed.status is None:
+                return "no_news"
+            return self.telemetry(Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
+                                            status=observed.status, error_message=observed.error_message))
+        stamp = now()
+
+        def vanished(state: QueueState) -> bool:
+            job = lifecycle.find_job(state, observed.job_name)
+            if job is None or job.status in lifecycle.TERMINAL_JOB or state.status in lifecycle.TERMINAL_QUEUE:
+                return False
+            probe = Telemetry(queue_id=state.id, job_id=job.id, status="error",
+                              error_message="the Job was deleted outside the queue manager before it finished")
+            return lifecycle.apply_telemetry(state, probe, stamp)
+
+        try:
+            state, changed = mutate(self.store, observed.queue_id,
+                                    outbox.tracked(vanished, source=self.source, now=stamp))
+        except NotFound:
+            return "unknown_queue"
+        if changed:
+            self.advance(state.id)
+        return "applied" if changed else "duplicate"
 
     # -- queries -----------------------------------------------------------
 

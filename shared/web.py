@@ -85,6 +85,9 @@ async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 async def read_body(request: Request) -> bytes:
+    cached = getattr(request.state, "body", None)
+    if cached is not None:  # read before, by the all-in-one router
+        return cached
     limit = runtime.get().settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -95,7 +98,8 @@ async def read_body(request: Request) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+    request.state.body = b"".join(chunks)
+    return request.state.body
 
 
 async def read_inbound(request: Request) -> events.Inbound:

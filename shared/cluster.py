@@ -1,0 +1,61 @@
+"""Job status from the cluster itself, as Knative's ApiServerSource delivers it.
+
+Telemetry comes from the Jobs' own code; a Job that crashes before reporting,
+exhausts its `backoffLimit`, hits its deadline or is deleted by hand says
+nothing. The ApiServerSource in eventing/ watches the manager's Jobs and
+posts each change to the `telemetry` function as
+`dev.knative.apiserver.resource.{add,update,delete}` (mode Resource: the data
+is the whole Job); this module turns one into a job update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared import constants
+
+EVENT_PREFIX = "dev.knative.apiserver.resource."
+ADD, UPDATE, DELETE = (EVENT_PREFIX + k for k in ("add", "update", "delete"))
+
+
+@dataclass(frozen=True)
+class JobObserved:
+    queue_id: str
+    job_name: str
+    status: str | None
+    """A telemetry status word (running, finished, error), or None for no news."""
+    error_message: str | None = None
+    deleted: bool = False
+
+
+def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def observe(event_type: str, job: Any) -> JobObserved | None:
+    """The update an ApiServerSource event carries; None if it is not one of our Jobs."""
+    if not isinstance(job, dict) or job.get("kind") != "Job":
+        return None
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    queue_id = (meta.get("annotations") or {}).get(constants.LABEL_QUEUE_ID) or labels.get(constants.LABEL_QUEUE_ID)
+    if labels.get(constants.LABEL_MANAGED_BY) != constants.MANAGED_BY or not queue_id or not meta.get("name"):
+        return None
+    name = meta["name"]
+    if event_type == DELETE:
+        return JobObserved(queue_id, name, None, deleted=True)
+    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+        return JobObserved(queue_id, name, "finished")
+    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    if failed:
+        reason = failed.get("reason") or "Failed"
+        message = failed.get("message") or "the Job failed"
+        return JobObserved(queue_id, name, "error", error_message=f"Job failed ({reason}): {message}")
+    status = job.get("status") or {}
+    if (status.get("ready") or 0) > 0 or (status.get("active") or 0) > 0:
+        return JobObserved(queue_id, name, "running")
+    return JobObserved(queue_id, name, None)
