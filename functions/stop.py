@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from functions_framework import aio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import constants, runtime, web
+from shared import constants, runtime, sweep, web
 from shared.errors import ClientError
 from shared.models import QueueStop
 
 _OTHERS = {constants.CE_START_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
 
 
+async def _finish_after_grace(queue_id: str) -> None:
+    """After the reply: give running Jobs the grace period to flush, then delete them."""
+    rt = runtime.get()
+    await asyncio.sleep(rt.settings.jobs.stop_grace_seconds)
+    try:
+        await web.blocking(rt.service.finish_stop, queue_id)
+    except Exception:  # the sweep finishes what this could not
+        web.log.exception("finishing the stop of %s failed; the sweep will retry", queue_id)
+
+
 async def stop_queue(request: Request, params: web.Params) -> Response:
     inbound = await web.read_inbound(request)
+    if inbound.ce_type == constants.CE_PING:
+        return await run_sweep(request, params)
     if inbound.ce_type in _OTHERS:
         raise ClientError(f"the stop function takes {constants.CE_STOP_QUEUE}, not {inbound.ce_type}")
     body = inbound.data if isinstance(inbound.data, dict) else {}
@@ -26,18 +41,30 @@ async def stop_queue(request: Request, params: web.Params) -> Response:
     command = QueueStop.model_validate({**body, "queue_id": queue_id})
     state, changed = await web.blocking(runtime.get().service.stop, command.queue_id,
                                         reason=command.reason)
-    if changed:
+    status = state.status.value
+    if status == "stopping":
+        message = "Queue stopping: Jobs told to stop; stopped once none is left"
+    elif changed:
         message = "Queue stopped"
-    elif state.status.value == "stopped":
+    elif status == "stopped":
         message = "Queue already stopped"
     else:
-        message = f"Queue already {state.status.value}; nothing to stop"
-    data = {"queue_id": state.id, "status": state.status.value, "reason": state.stop_reason}
-    return web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STOPPED,
-                     event_id=f"{state.id}/stopped")
+        message = f"Queue already {status}; nothing to stop"
+    data = {"queue_id": state.id, "status": status, "reason": state.stop_reason}
+    response = web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STOPPED,
+                         event_id=f"{state.id}/stopped")
+    if status == "stopping":
+        response.background = BackgroundTask(_finish_after_grace, state.id)
+    return response
+
+
+async def run_sweep(request: Request, params: web.Params) -> Response:
+    report = await web.blocking(sweep.sweep, runtime.get().service)
+    return web.envelope(200, "Sweep done", report)
 
 
 ROUTES = [
+    web.route("POST", "/sweep", run_sweep),
     web.route("POST", "/queues/stop", stop_queue),
     web.route("POST", "/queues/{queue_id}/stop", stop_queue),
 ]

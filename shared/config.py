@@ -25,6 +25,37 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from e
 
 
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
+    raw = env.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a JSON object") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return value
+
+
+def _limits(env: Mapping[str, str]) -> dict[str, int]:
+    limits = {str(k): int(v) for k, v in _json_object(env, "JOB_LIMITS").items()}  # type: ignore[call-overload]
+    unknown = set(limits) - set(constants.TARGETS) - {"*"}
+    if unknown or any(v < 1 for v in limits.values()):
+        raise ValueError(f"JOB_LIMITS: targets must be among {constants.TARGETS} or '*', limits >= 1")
+    return limits
+
+
+def _priority_classes(env: Mapping[str, str]) -> dict[int, str]:
+    """{"1-3": "low", "4-7": "normal", "8-10": "high"} -> {1: "low", ..., 10: "high"}."""
+    classes: dict[int, str] = {}
+    for span, name in _json_object(env, "JOB_PRIORITY_CLASSES").items():
+        low, _, high = str(span).partition("-")
+        for p in range(int(low), int(high or low) + 1):
+            classes[p] = str(name)
+    return classes
+
+
 def _images(env: Mapping[str, str]) -> dict[str, str]:
     images = {t: f"streamforge/{t}:latest" for t in constants.TARGETS}
     if env.get("JOB_IMAGES"):
@@ -110,6 +141,14 @@ class JobSettings:
     """Secret with keys `user`, `password` for the Jobs."""
     manifests_dir: str = ".local/jobs"
     """Where the local launcher writes the manifests it would have applied."""
+    limits: dict[str, int] = field(default_factory=dict)
+    """Concurrent Jobs per target, and overall under "*" (JOB_LIMITS JSON); absent = unlimited."""
+    priority_classes: dict[int, str] = field(default_factory=dict)
+    """Queue priority (1-10) -> PriorityClass of its Jobs (JOB_PRIORITY_CLASSES, ranges allowed)."""
+    lease_ttl_seconds: int = 300
+    """A slot lease not renewed (by the Job's telemetry or the sweep) for this long is freed."""
+    stop_grace_seconds: float = 5.0
+    """Between the stop command on queue-control and deleting the Jobs: time to flush counts."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +201,10 @@ class Settings:
                 kafka_secret=env.get("JOB_KAFKA_SECRET", "streamforge-kafka"),
                 arango_secret=env.get("JOB_ARANGO_SECRET", "streamforge-arango"),
                 manifests_dir=env.get("JOB_MANIFESTS_DIR", os.path.join(local_dir, "jobs")),
+                limits=_limits(env),
+                priority_classes=_priority_classes(env),
+                lease_ttl_seconds=_int(env, "LEASE_TTL_SECONDS", 300),
+                stop_grace_seconds=float(env.get("STOP_GRACE_SECONDS", "5")),
             ),
             local_dir=local_dir,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024),

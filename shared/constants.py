@@ -40,3 +40,5 @@ TARGETS: Final = (
 )
 
 QUEUE_COLLECTION: Final = "queue_state"
+LEASE_COLLECTION: Final = "queue_leases"
+CE_PING: Final = "dev.knative.sources.ping"

@@ -103,6 +103,8 @@ def render(
     }
     if jobs.service_account:
         pod_spec["serviceAccountName"] = jobs.service_account
+    if queue.priority in jobs.priority_classes:
+        pod_spec["priorityClassName"] = jobs.priority_classes[queue.priority]
     spec: dict[str, Any] = {
         "backoffLimit": jobs.backoff_limit,
         "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,

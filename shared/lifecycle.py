@@ -15,6 +15,8 @@ changed anything, which is how duplicates are counted.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from shared import lineage, naming
 from shared.errors import InvalidInput
 from shared.models import JobState, JobStatus, Need, QueueStart, QueueState, QueueStatus, Telemetry
@@ -92,10 +94,19 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
         kafka_topic=single.kafka_topic if single else None,
         mode=command.mode,
         on_failure=command.on_failure,
+        priority=command.priority,
+        deadline_at=_plus(now, command.timeout_seconds),
         started_at=now,
         updated_at=now,
         jobs=jobs,
     )
+
+
+def _plus(stamp: str, seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    at = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _max_str(a: str | None, b: str | None) -> str | None:
@@ -171,13 +182,27 @@ def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
     return settle(state, changed, now)
 
 
-def stop(state: QueueState, reason: str | None, now: str) -> bool:
-    if state.status in TERMINAL_QUEUE:
+def request_stop(state: QueueState, reason: str | None, now: str) -> bool:
+    """`stopping`: the Jobs are told to stop; `stopped` comes when none is left."""
+    if state.status in TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+        return False
+    state.status = QueueStatus.STOPPING
+    state.stop_reason = reason or "stopped by user"
+    state.stop_requested_at = now
+    state.updated_at = now
+    return True
+
+
+def finish_stop(state: QueueState, now: str) -> bool:
+    """The cluster confirmed no Job or pod of the queue is left."""
+    if state.status != QueueStatus.STOPPING:
         return False
     for job in state.jobs:
-        _advance(job, JobStatus.STOPPED, now)
+        if job.status == JobStatus.PENDING:
+            _skip(job, "skipped: queue stopped", now)
+        else:
+            _advance(job, JobStatus.STOPPED, now)
     state.status = QueueStatus.STOPPED
-    state.stop_reason = reason or "stopped by user"
     state.finished_at = now
     state.updated_at = now
     return True
@@ -199,7 +224,7 @@ def dependents(state: QueueState, index: int) -> set[int]:
 def _cascade_failures(state: QueueState, now: str) -> bool:
     """A failed job skips what waits for it; under `on_failure: stop`, everything else stops too."""
     failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
-    if not failed or state.status in TERMINAL_QUEUE:
+    if not failed or state.status in TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
         return False
     changed = False
     for job in failed:
@@ -241,7 +266,7 @@ def _derive(state: QueueState, now: str) -> bool:
     state.records_written = sum(j.records_written for j in state.jobs) + state.unattributed_records
     for job in state.jobs:
         state.last_loaded_timestamp = _max_str(state.last_loaded_timestamp, job.last_loaded_timestamp)
-    if state.status not in TERMINAL_QUEUE:
+    if state.status not in TERMINAL_QUEUE and state.status != QueueStatus.STOPPING:
         statuses = [j.status for j in state.jobs]
         failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
         settled = all(s in TERMINAL_JOB for s in statuses)

@@ -35,6 +35,11 @@ ERRORS = Counter("queue_manager_errors", "Requests that failed, by kind (client,
 REQUESTS = Histogram("queue_manager_request_duration_seconds", "Request handling time",
                      ["function", "code"], registry=REGISTRY,
                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+LEASE_EXPIRATIONS = Counter("queue_manager_lease_expirations", "Slot leases taken over after expiring",
+                            ["pool"], registry=REGISTRY)
+ADMISSION_WAIT = Histogram("queue_manager_admission_wait_seconds",
+                           "From a queue's start to each of its jobs' launch", ["target"], registry=REGISTRY,
+                           buckets=(0.1, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600))
 COLD_START = Gauge("queue_manager_cold_start_seconds",
                    "Seconds from process start to the first request served",
                    ["function"], registry=REGISTRY)

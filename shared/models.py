@@ -45,6 +45,7 @@ Target = Annotated[str, Field(json_schema_extra={"enum": list(constants.TARGETS)
 class QueueStatus(StrEnum):
     PENDING = "pending"
     LOADING = "loading"
+    STOPPING = "stopping"
     FINISHED = "finished"
     STOPPED = "stopped"
     ERROR = "error"
@@ -174,6 +175,11 @@ class QueueStart(BaseModel):
         default="dag", description="dag: wait for inputs; sequential: one after another; parallel: all at once")
     on_failure: Literal["stop", "continue"] = Field(
         default="stop", description="stop: a failure stops the queue; continue: independent branches finish")
+    priority: int = Field(default=5, ge=1, le=10, description="1 (lowest) to 10; first admitted when slots are short")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=30 * 86400, description="The whole queue's deadline; overdue queues are stopped")
+    allow_overlap: bool = Field(
+        default=False, description="Allow requests overlapping an active queue's (target, type, symbol, range)")
 
     _symbol = field_validator("symbol")(_check_symbol)
     _range = field_validator("time_range")(_check_time_range)
@@ -279,6 +285,9 @@ class QueueState(BaseModel):
     stop_reason: str | None = None
     mode: str = "dag"
     on_failure: str = "stop"
+    priority: int = 5
+    deadline_at: str | None = None
+    stop_requested_at: str | None = None
     seq: int = Field(default=0, description="Counts the queue's changes; the id of its live-update events")
     history: list[dict[str, Any]] = Field(
         default_factory=list, description="The latest change events, for clients that reconnect")

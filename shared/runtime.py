@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shared import metrics
 from shared.bus import Bus, open_bus
 from shared.config import Settings
+from shared.constants import LEASE_COLLECTION
 from shared.service import QueueService
 from shared.state import StateStore, open_store
 
@@ -53,7 +54,9 @@ def get() -> Runtime:
                 store = open_store(settings)
                 bus = open_bus(settings)
                 metrics.bind_state(store.count_by_status)
-                _current = Runtime(settings, store, bus, QueueService(settings, store, bus))
+                leases = open_store(settings, LEASE_COLLECTION) if settings.jobs.limits else None
+                service = QueueService(settings, store, bus, leases=leases)
+                _current = Runtime(settings, store, bus, service)
     return _current
 
 

@@ -35,26 +35,45 @@ def _why(job: JobState, state: QueueState) -> str:
         if other.status not in _REACHED[need.until]:
             verb = {"launched": "to launch", "running": "to run", "finished": "to finish"}[need.until]
             waits.append(f"{other.target}/{other.type} {verb} ({need.reason})")
+    if not waits:
+        return "waiting to launch together with its co-scheduled jobs"
     return "waiting for inputs: " + "; ".join(waits)
 
 
-def admit(state: QueueState, now: str, claimed: list[str]) -> bool:
-    """Claim every pending job whose needs are met (co-scheduled jobs together).
-
-    Appends the claimed job ids to `claimed`; returns whether the state changed.
-    """
-    if state.status in lifecycle.TERMINAL_QUEUE:
-        return False
+def _fixpoint(state: QueueState, allowed: set[str] | None) -> set[int]:
     admitting: set[int] = set()
     grew = True
-    while grew:  # to a fixpoint: a connector is admitted with the loader it is co-scheduled with
+    while grew:  # a connector is admitted with the loader it is co-scheduled with
         grew = False
         for job in state.jobs:
-            if job.status == JobStatus.PENDING and job.index not in admitting and all(
-                _met(n, state, admitting) for n in job.needs
-            ):
+            if (job.status == JobStatus.PENDING and job.index not in admitting
+                    and (allowed is None or job.id in allowed)
+                    and all(_met(n, state, admitting) for n in job.needs)):
                 admitting.add(job.index)
                 grew = True
+    return admitting
+
+
+def ready(state: QueueState) -> list[JobState]:
+    """Pending jobs whose inputs allow them to launch now, slots aside."""
+    if state.status in lifecycle.TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+        return []
+    indexes = _fixpoint(state, None)
+    return [j for j in state.jobs if j.index in indexes]
+
+
+def admit(state: QueueState, now: str, claimed: list[str], *, allowed: set[str] | None = None,
+          blocked: dict[str, str] | None = None) -> bool:
+    """Claim every pending job whose needs are met (co-scheduled jobs together).
+
+    With `allowed`, only those jobs may be claimed (the others lack a slot;
+    `blocked` says why). Appends the claimed job ids to `claimed`; returns
+    whether the state changed.
+    """
+    if state.status in lifecycle.TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+        return False
+    admitting = _fixpoint(state, allowed)
+    blocked = blocked or {}
     changed = False
     for job in state.jobs:
         if job.index in admitting:
@@ -64,7 +83,7 @@ def admit(state: QueueState, now: str, claimed: list[str]) -> bool:
             claimed.append(job.id)
             changed = True
         elif job.status == JobStatus.PENDING:
-            why = _why(job, state)
+            why = blocked.get(job.id) or _why(job, state)
             if job.waiting != why:
                 job.waiting = why
                 changed = True

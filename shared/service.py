@@ -9,13 +9,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import constants, jobs, lifecycle, lineage, metrics, outbox, scheduling
+from shared import admission, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling
 from shared.bus import CONTROL, EVENTS, Bus
 from shared.cluster import JobObserved
 from shared.config import Settings
 from shared.errors import BackendUnavailable, Conflict, NotFound
 from shared.launch import Launcher, open_launcher
-from shared.models import JobStatus, QueueStart, QueueState, Telemetry
+from shared.leases import Slots
+from shared.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.state import AlreadyExists, StateStore, load, mutate
 
 # Queue ids derived from idempotency keys live in their own UUID namespace.
@@ -24,6 +25,11 @@ _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _seconds_between(start: str, end: str) -> float:
+    parse = dt.datetime.fromisoformat
+    return max(0.0, (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds())
 
 
 def queue_id_for(idempotency_key: str | None) -> str:
@@ -50,6 +56,15 @@ class QueueService:
     store: StateStore
     bus: Bus
     _launcher: Launcher | None = None
+    leases: StateStore | None = None
+    """Where concurrency slots are leased; needed only when JOB_LIMITS are set."""
+
+    @property
+    def slots(self) -> Slots | None:
+        limits = self.settings.jobs.limits
+        if not limits or self.leases is None:
+            return None
+        return Slots(self.leases, limits, self.settings.jobs.lease_ttl_seconds)
 
     @property
     def launcher(self) -> Launcher:
@@ -84,6 +99,7 @@ class QueueService:
                    source=self.source, now=stamp,
                    data={"queue_id": queue_id, "symbol": state.symbol, "time_range": state.time_range,
                          "jobs": [{"id": j.id, "target": j.target, "type": j.type} for j in state.jobs]})
+        admission.check_overlap(self.store, command, queue_id)
         created = True
         try:
             self.store.create(queue_id, state.model_dump_json())
@@ -112,12 +128,26 @@ class QueueService:
         """
         stamp = now()
         claimed: list[str] = []
+        slots = self.slots
+        allowed: set[str] | None = None
+        blocked: dict[str, str] = {}
+        if slots is not None:
+            current, _ = load(self.store, queue_id)
+            allowed, blocked = admission.gate(self.store, slots, current)
 
         def claim(s: QueueState) -> bool:
             claimed.clear()  # a compare-and-set retry starts over: only the winning write's claims count
-            return scheduling.admit(s, stamp, claimed)
+            return scheduling.admit(s, stamp, claimed, allowed=allowed, blocked=blocked)
 
         state, _ = mutate(self.store, queue_id, outbox.tracked(claim, source=self.source, now=stamp))
+        if slots is not None and allowed:
+            # Slots taken for jobs that did not launch after all (a partner still waits, a stop came).
+            for job in state.jobs:
+                if job.id in allowed and job.status == JobStatus.PENDING:
+                    slots.release(job.target, admission.holder(state, job))
+        for job in state.jobs:
+            if job.id in claimed and state.started_at:
+                metrics.ADMISSION_WAIT.labels(job.target).observe(_seconds_between(state.started_at, stamp))
         ids = set(claimed)
         if retry_unconfirmed:
             ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}
@@ -187,7 +217,12 @@ class QueueService:
     # -- stop --------------------------------------------------------------
 
     def stop(self, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
-        """Mark stopped, tell the Jobs on queue-control, delete the Jobs.
+        """Tell the Jobs on queue-control and mark the queue `stopping`.
+
+        The Jobs are deleted after the grace period (`finish_stop`, called by the
+        stop function after it answered, or by the sweep); the queue is
+        `stopped` only once the cluster has none of its Jobs or pods left. With
+        the local launcher nothing runs, so the stop completes at once.
 
         :raises NotFound:
         :raises BackendUnavailable:
@@ -195,25 +230,71 @@ class QueueService:
         stamp = now()
 
         def change(state: QueueState) -> bool:
-            if not lifecycle.stop(state, reason, stamp):
+            if not lifecycle.request_stop(state, reason, stamp):
                 return False
             outbox.add(state, channel=CONTROL, type_=constants.CE_STOP_COMMAND,
                        id_=f"{queue_id}/stop-command", source=self.source, now=stamp,
                        data={"type": "stop", "command": "stop", "queue_id": queue_id,
                              "reason": state.stop_reason})
-            outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED,
-                       id_=f"{queue_id}/stopped", source=self.source, now=stamp,
-                       data={"queue_id": queue_id, "reason": state.stop_reason,
-                             "records_written": state.records_written})
             return True
 
         state, changed = mutate(self.store, queue_id, outbox.tracked(change, source=self.source, now=stamp))
-        metrics.STOPS.labels("stopped" if changed else "already_terminal").inc()
+        metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()
         # Publish the stop command before deleting, so running Jobs can flush their counts.
         self._flush(state)
-        if state.status == lifecycle.QueueStatus.STOPPED:
-            self.launcher.delete_queue(queue_id)
+        if state.status == QueueStatus.STOPPING and (
+            self.launcher.kind == "local" or self.settings.jobs.stop_grace_seconds <= 0
+        ):
+            state = self.finish_stop(queue_id)
         return state, changed
+
+    def finish_stop(self, queue_id: str) -> QueueState:
+        """Delete the queue's Jobs; mark it `stopped` if the cluster confirms none is left."""
+        state, _ = load(self.store, queue_id)
+        if state.status != QueueStatus.STOPPING:
+            return state
+        self.launcher.delete_queue(queue_id)
+        left = self.launcher.remaining(queue_id)
+        if left:
+            return state  # Job delete events or the next sweep finish it
+        stamp = now()
+
+        def done(s: QueueState) -> bool:
+            if not lifecycle.finish_stop(s, stamp):
+                return False
+            outbox.add(s, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED, id_=f"{queue_id}/stopped",
+                       source=self.source, now=stamp,
+                       data={"queue_id": queue_id, "reason": s.stop_reason, "records_written": s.records_written})
+            return True
+
+        state, changed = mutate(self.store, queue_id, outbox.tracked(done, source=self.source, now=stamp))
+        if changed:
+            self._release(state, [j.id for j in state.jobs])
+        self._flush(state)
+        return state
+
+    def _slot_bookkeeping(self, state: QueueState, reporter: str | None, ended: list[str]) -> None:
+        slots = self.slots
+        if slots is None:
+            return
+        job = lifecycle.find_job(state, reporter) if reporter else None
+        if job is not None and job.id not in ended and slots.limited(job.target):
+            slots.renew(job.target, admission.holder(state, job))  # alive: keep its lease
+        # Jobs the failure policy stopped or skipped end too.
+        ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
+        self._release(state, ended)
+
+    def _release(self, state: QueueState, job_ids: list[str]) -> None:
+        """Free the slots of jobs that ended, then let the best waiting queue take them."""
+        slots = self.slots
+        if slots is None or not job_ids:
+            return
+        for job in state.jobs:
+            if job.id in job_ids and slots.limited(job.target):
+                slots.release(job.target, admission.holder(state, job))
+        for waiting in admission.waiting_for_slots(self.store)[:5]:
+            if waiting.id != state.id:
+                self.advance(waiting.id)
 
     # -- telemetry ---------------------------------------------------------
 
@@ -225,13 +306,17 @@ class QueueService:
         """
         stamp = now()
         matched = True
+        ended: list[str] = []
 
         def change(state: QueueState) -> bool:
             nonlocal matched
             if telemetry.job_id is not None and lifecycle.find_job(state, telemetry.job_id) is None:
                 matched = False
                 return False
-            return lifecycle.apply_telemetry(state, telemetry, stamp)
+            before = {j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB}
+            changed = lifecycle.apply_telemetry(state, telemetry, stamp)
+            ended[:] = [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in before]
+            return changed
 
         try:
             state, changed = mutate(self.store, telemetry.queue_id,
@@ -240,7 +325,9 @@ class QueueService:
             metrics.TELEMETRY.labels("unknown_queue").inc()
             return "unknown_queue"
         if changed or state.outbox or state.cleanup:
-            self.advance(telemetry.queue_id)
+            state, _ = self.advance(telemetry.queue_id)
+        if changed:
+            self._slot_bookkeeping(state, telemetry.job_id, ended)
         outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
         metrics.TELEMETRY.labels(outcome).inc()
         return outcome
@@ -267,8 +354,13 @@ class QueueService:
                                     outbox.tracked(vanished, source=self.source, now=stamp))
         except NotFound:
             return "unknown_queue"
+        if state.status == QueueStatus.STOPPING:
+            before = state.status
+            state = self.finish_stop(state.id)  # a stop waits for exactly these deletions
+            return "applied" if state.status != before else "duplicate"
         if changed:
             self.advance(state.id)
+            self._slot_bookkeeping(state, None, [])
         return "applied" if changed else "duplicate"
 
     # -- queries -----------------------------------------------------------

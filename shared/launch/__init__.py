@@ -28,6 +28,9 @@ class Launcher(Protocol):
     def delete_jobs(self, names: list[str]) -> None:
         """Delete these Jobs and their pods (missing ones are fine)."""
 
+    def remaining(self, queue_id: str) -> int:
+        """How many Jobs and pods of the queue still exist (0: a stop is complete)."""
+
     def ping(self) -> None: ...
 
 

@@ -53,5 +53,9 @@ class LocalLauncher:
             for entry in wanted & set(os.listdir(os.path.join(self.directory, queue_dir))):
                 os.remove(os.path.join(self.directory, queue_dir, entry))
 
+    def remaining(self, queue_id: str) -> int:
+        folder = self._queue_dir(queue_id)
+        return len(os.listdir(folder)) if os.path.isdir(folder) else 0
+
     def ping(self) -> None:
         os.makedirs(self.directory, exist_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shared.config import Settings
+from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable, NotFound
 from shared.models import QueueState
 from shared.state.base import AlreadyExists, RevisionConflict, StateStore
@@ -20,14 +21,14 @@ __all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "load", "mutate", 
 MAX_ATTEMPTS = 50
 
 
-def open_store(settings: Settings) -> StateStore:
+def open_store(settings: Settings, collection: str = QUEUE_COLLECTION) -> StateStore:
     if settings.arango.enabled:
         from shared.state.arango import ArangoStore
 
-        return ArangoStore(settings.arango)
+        return ArangoStore(settings.arango, collection)
     from shared.state.sqlite import SqliteStore
 
-    return SqliteStore.at_dir(settings.local_dir)
+    return SqliteStore.at_dir(settings.local_dir, collection)
 
 
 def load(store: StateStore, queue_id: str) -> tuple[QueueState, str]:

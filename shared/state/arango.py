@@ -43,7 +43,8 @@ def _text(doc: dict[str, Any]) -> str:
 class ArangoStore:
     backend = "arango"
 
-    def __init__(self, settings: ArangoSettings) -> None:
+    def __init__(self, settings: ArangoSettings, collection: str = QUEUE_COLLECTION) -> None:
+        self.collection = collection
         # One retry at most: Knative retries the whole delivery on our 503.
         self._client = ArangoClient(
             hosts=settings.url,
@@ -51,7 +52,7 @@ class ArangoStore:
             http_client=DefaultHTTPClient(retry_attempts=1, backoff_factor=0.1),
         )
         self._db = self._client.db(settings.db, username=settings.user, password=settings.password)
-        self._col = self._db.collection(QUEUE_COLLECTION)
+        self._col = self._db.collection(collection)
         self._ready = False
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,9 +68,9 @@ class ArangoStore:
             raise
 
     def _ensure_schema(self) -> None:
-        if not self._db.has_collection(QUEUE_COLLECTION):
+        if not self._db.has_collection(self.collection):
             try:
-                self._db.create_collection(QUEUE_COLLECTION)
+                self._db.create_collection(self.collection)
             except ArangoServerError as e:
                 if e.error_code != 1207:  # created meanwhile by another instance
                     raise
@@ -104,7 +105,7 @@ class ArangoStore:
         cursor = self._guard(
             self._db.aql.execute,
             LIST_QUERY,
-            bind_vars={"@col": QUEUE_COLLECTION, "status": status, "symbol": symbol,
+            bind_vars={"@col": self.collection, "status": status, "symbol": symbol,
                        "offset": offset, "limit": limit},
             full_count=True,
         )
@@ -112,8 +113,12 @@ class ArangoStore:
         return docs, int(cursor.statistics().get("fullCount", len(docs)))
 
     def count_by_status(self) -> dict[str, int]:
-        cursor = self._guard(self._db.aql.execute, COUNT_QUERY, bind_vars={"@col": QUEUE_COLLECTION})
+        cursor = self._guard(self._db.aql.execute, COUNT_QUERY, bind_vars={"@col": self.collection})
         return {row["status"]: row["count"] for row in cursor}
+
+    def collection_exists(self, name: str) -> bool:
+        """The pipeline's collections live in the same database as `queue_state`."""
+        return bool(self._guard(self._db.has_collection, name))
 
     def ping(self) -> None:
         self._guard(self._db.version)

@@ -12,43 +12,45 @@ import sqlite3
 import threading
 from typing import Any
 
+from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable
 from shared.state.base import AlreadyExists, RevisionConflict
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue_state (
+CREATE TABLE IF NOT EXISTS {table} (
     key TEXT PRIMARY KEY,
     rev INTEGER NOT NULL,
     doc TEXT NOT NULL,
-    status TEXT NOT NULL,
-    symbol TEXT NOT NULL,
+    status TEXT,
+    symbol TEXT,
     started_at TEXT
 );
-CREATE INDEX IF NOT EXISTS queue_state_status ON queue_state (status);
-CREATE INDEX IF NOT EXISTS queue_state_symbol ON queue_state (symbol);
-CREATE INDEX IF NOT EXISTS queue_state_started ON queue_state (started_at, key);
+CREATE INDEX IF NOT EXISTS {table}_status ON {table} (status);
+CREATE INDEX IF NOT EXISTS {table}_symbol ON {table} (symbol);
+CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at, key);
 """
 
 
 class SqliteStore:
     backend = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, table: str = QUEUE_COLLECTION) -> None:
         self.path = path
+        self.table = table
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, timeout=10,
                                        isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA.format(table=table))
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
     @classmethod
-    def at_dir(cls, directory: str) -> SqliteStore:
+    def at_dir(cls, directory: str, table: str = QUEUE_COLLECTION) -> SqliteStore:
         os.makedirs(directory, exist_ok=True)
-        return cls(os.path.join(directory, "state.db"))
+        return cls(os.path.join(directory, "state.db"), table)
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         try:
@@ -62,7 +64,7 @@ class SqliteStore:
     def create(self, key: str, doc: str) -> str:
         try:
             self._run(
-                "INSERT INTO queue_state (key, rev, doc, status, symbol, started_at) VALUES (?1, 1, ?2,"
+                f"INSERT INTO {self.table} (key, rev, doc, status, symbol, started_at) VALUES (?1, 1, ?2,"
                 " json_extract(?2, '$.status'), json_extract(?2, '$.symbol'),"
                 " json_extract(?2, '$.started_at'))",
                 (key, doc),
@@ -72,13 +74,13 @@ class SqliteStore:
         return "1"
 
     def get(self, key: str) -> tuple[str, str] | None:
-        row = self._run("SELECT doc, rev FROM queue_state WHERE key = ?", (key,)).fetchone()
+        row = self._run(f"SELECT doc, rev FROM {self.table} WHERE key = ?", (key,)).fetchone()
         return None if row is None else (row[0], str(row[1]))
 
     def replace(self, key: str, doc: str, *, rev: str) -> str:
         new_rev = int(rev) + 1
         cur = self._run(
-            "UPDATE queue_state SET rev = ?1, doc = ?2, status = json_extract(?2, '$.status')"
+            f"UPDATE {self.table} SET rev = ?1, doc = ?2, status = json_extract(?2, '$.status')"
             " WHERE key = ?3 AND rev = ?4",
             (new_rev, doc, key, int(rev)),
         )
@@ -97,16 +99,23 @@ class SqliteStore:
             where.append("symbol = ?")
             args.append(symbol)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = self._run(f"SELECT COUNT(*) FROM queue_state{clause}", tuple(args)).fetchone()[0]
+        total = self._run(f"SELECT COUNT(*) FROM {self.table}{clause}", tuple(args)).fetchone()[0]
         rows = self._run(
-            f"SELECT doc FROM queue_state{clause} ORDER BY started_at DESC, key LIMIT ? OFFSET ?",
+            f"SELECT doc FROM {self.table}{clause} ORDER BY started_at DESC, key LIMIT ? OFFSET ?",
             (*args, limit, offset),
         ).fetchall()
         return [r[0] for r in rows], total
 
     def count_by_status(self) -> dict[str, int]:
-        rows = self._run("SELECT status, COUNT(*) FROM queue_state GROUP BY status").fetchall()
+        rows = self._run(f"SELECT status, COUNT(*) FROM {self.table} GROUP BY status").fetchall()
         return {status: n for status, n in rows}
+
+    def collection_exists(self, name: str) -> bool:
+        """Embedded stand-in for ArangoDB's catalog: a finished job of some queue wrote it."""
+        from shared.lineage import written_by  # lineage knows what each request writes
+
+        rows = self._run(f"SELECT doc FROM {self.table} WHERE doc LIKE ?", (f'%"{name}"%',)).fetchall()
+        return any(written_by(doc, name) for (doc,) in rows)
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()

@@ -64,9 +64,12 @@ def test_config_map_keys_are_settings_the_code_reads():
     assert set(data) <= read, set(data) - read
 
 
-def test_sources_sink_into_the_telemetry_function():
+def test_sources_sink_into_the_right_function():
     for doc in _docs("kafka-source.yaml") + _docs("apiserver-source.yaml"):
-        assert doc["spec"]["sink"]["ref"]["name"] == "queue-telemetry"
+        if doc["kind"] == "PingSource":
+            assert (doc["spec"]["sink"]["ref"]["name"], doc["spec"]["sink"]["uri"]) == ("queue-stop", "/sweep")
+        else:
+            assert doc["spec"]["sink"]["ref"]["name"] == "queue-telemetry"
     [source] = _docs("kafka-source.yaml")
     assert source["spec"]["topics"] == [Settings.from_env({}).kafka.control_topic]
     assert source["spec"]["delivery"]["backoffPolicy"] == "exponential"

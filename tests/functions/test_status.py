@@ -3,7 +3,7 @@ from shared import constants
 
 def test_list_filters_and_pages(client, historical, realtime):
     start = client("start")
-    ids = [start.post("/queues/start", json=p).json()["data"]["queue_id"]
+    ids = [start.post("/queues/start", json={**p, "allow_overlap": True}).json()["data"]["queue_id"]
            for p in (historical, realtime, historical)]
     client("stop").post(f"/queues/stop?queue_id={ids[1]}")
     status = client("status")

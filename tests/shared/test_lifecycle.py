@@ -43,8 +43,13 @@ def test_apply_reports_whether_anything_changed(legacy):
 
 def test_stop_is_terminal_and_idempotent(historical):
     state = _queue(historical)
-    assert lifecycle.stop(state, None, NOW)
-    assert not lifecycle.stop(state, None, NOW)
+    assert lifecycle.request_stop(state, None, NOW)
+    assert not lifecycle.request_stop(state, None, NOW)
+    assert state.status == QueueStatus.STOPPING
+    lifecycle.apply_telemetry(state, _t(status="loading", records_written=4), NOW)
+    assert state.status == QueueStatus.STOPPING and state.records_written == 4
+    assert lifecycle.finish_stop(state, NOW)
+    assert not lifecycle.finish_stop(state, NOW)
     assert state.status == QueueStatus.STOPPED
     lifecycle.apply_telemetry(state, _t(status="finished"), NOW)
     assert state.status == QueueStatus.STOPPED

@@ -1,0 +1,107 @@
+"""Admission across queues: concurrency slots, priorities, overlaps.
+
+Within a queue, `scheduling` decides what *may* run; here it is decided what
+*can* run now that other queues compete for the same slots. A ready job takes
+a slot only if no waiting job of another queue outranks it (higher priority,
+or equal priority and started earlier), so nothing starves and priorities do
+what users expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from shared import lineage, scheduling
+from shared.errors import Conflict
+from shared.leases import GLOBAL, Slots
+from shared.models import JobState, JobStatus, QueueStart, QueueState, QueueStatus, parse_time_range
+from shared.state import StateStore
+
+ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
+SLOT_WAIT = "waiting for slot: "
+
+
+def active_queues(store: StateStore, *, symbol: str | None = None) -> Iterator[QueueState]:
+    for status in ACTIVE:
+        offset = 0
+        while True:
+            docs, total = store.list(status=status.value, symbol=symbol, limit=200, offset=offset)
+            for doc in docs:
+                yield QueueState.model_validate_json(doc)
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+
+
+def holder(state: QueueState, job: JobState) -> str:
+    return f"{state.id}/{job.id}"
+
+
+def _rank(state: QueueState) -> tuple[int, str]:
+    return (-state.priority, state.started_at or "")
+
+
+def _competes(slots: Slots, a: str, b: str) -> bool:
+    return a == b or (GLOBAL in slots.limits)
+
+
+def waiting_for_slots(store: StateStore) -> list[QueueState]:
+    """Queues with ready jobs held back by a slot, best first."""
+    found = [q for q in active_queues(store)
+             if any(j.status == JobStatus.PENDING and (j.waiting or "").startswith(SLOT_WAIT) for j in q.jobs)]
+    return sorted(found, key=_rank)
+
+
+def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState) -> bool:
+    mine = _rank(state)
+    for other in waiting_for_slots(store):
+        if other.id == state.id or _rank(other) >= mine:
+            continue
+        if any(j.status == JobStatus.PENDING and (j.waiting or "").startswith(SLOT_WAIT)
+               and _competes(slots, j.target, job.target) for j in other.jobs):
+            return True
+    return False
+
+
+def gate(store: StateStore, slots: Slots, state: QueueState) -> tuple[set[str], dict[str, str]]:
+    """(jobs allowed to launch now, why the others wait)."""
+    allowed: set[str] = set()
+    blocked: dict[str, str] = {}
+    for job in scheduling.ready(state):
+        if not slots.limited(job.target):
+            allowed.add(job.id)
+        elif outranked(store, slots, state, job):
+            blocked[job.id] = SLOT_WAIT + f"{job.target}: queues of higher priority are waiting first"
+        elif slots.acquire(job.target, holder(state, job)):
+            allowed.add(job.id)
+        else:
+            blocked[job.id] = SLOT_WAIT + (slots.full_pool(job.target) or f"{job.target} in use")
+    return allowed, blocked
+
+
+def _overlap(a: str, b: str) -> bool:
+    a0, a1 = parse_time_range(a)
+    b0, b1 = parse_time_range(b)
+    return a0 <= b1 and b0 <= a1
+
+
+def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None:
+    """:raises Conflict: a request overlaps one of another active queue (naming it)."""
+    if command.allow_overlap:
+        return
+    mine = {(r.target, r.type) for r in command.requests}
+    for other in active_queues(store, symbol=command.symbol):
+        if other.id == queue_id or not _overlap(command.time_range, other.time_range):
+            continue
+        clash = sorted(mine & {(j.target, j.type) for j in other.jobs
+                               if j.status not in (JobStatus.FINISHED, JobStatus.SKIPPED)})
+        if clash:
+            what = ", ".join(f"{t}/{k}" for t, k in clash)
+            raise Conflict(
+                f"overlaps queue {other.id} ({what} for {command.symbol} {other.time_range}); "
+                "send allow_overlap: true to run both",
+                details=[{"queue_id": other.id, "requests": [list(c) for c in clash]}])
+
+
+__all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "check_overlap", "gate", "holder", "lineage",
+           "waiting_for_slots"]

@@ -1,0 +1,61 @@
+"""The periodic sweep (a Knative PingSource calls it every minute).
+
+Events drive everything; the sweep covers what no event announces: a queue
+past its deadline, a stop whose grace period has passed, Jobs claimed by an
+instance that died before creating them, leases of running jobs to renew,
+slots freed by expiry, and events left in an outbox by a Kafka outage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from shared import admission, lifecycle
+from shared.errors import BackendUnavailable, NotFound
+from shared.models import JobStatus, QueueStatus
+from shared.service import QueueService, now
+
+UNCONFIRMED_AFTER_S = 60.0
+
+
+def _age(stamp: str | None, at: dt.datetime) -> float:
+    if not stamp:
+        return 0.0
+    return (at - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+
+
+def sweep(service: QueueService) -> dict[str, Any]:
+    at = dt.datetime.fromisoformat(now().replace("Z", "+00:00"))
+    report: dict[str, list[str]] = {"timed_out": [], "stopped": [], "relaunched": [], "flushed": [],
+                                    "renewed": [], "failed": []}
+    grace = service.settings.jobs.stop_grace_seconds
+    slots = service.slots
+    for state in list(admission.active_queues(service.store)):
+        try:
+            if state.status != QueueStatus.STOPPING and state.deadline_at and _age(state.deadline_at, at) >= 0:
+                service.stop(state.id, reason="timeout")
+                report["timed_out"].append(state.id)
+                continue
+            if state.status == QueueStatus.STOPPING:
+                due = _age(state.stop_requested_at, at) >= grace
+                if due and service.finish_stop(state.id).status == QueueStatus.STOPPED:
+                    report["stopped"].append(state.id)
+                continue
+            stale = [j for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created
+                     and _age(j.launched_at, at) > UNCONFIRMED_AFTER_S]
+            if stale or state.outbox:
+                service.advance(state.id, retry_unconfirmed=bool(stale))
+                report["relaunched" if stale else "flushed"].append(state.id)
+            if slots is not None:
+                for job in state.jobs:
+                    if job.status in (JobStatus.LAUNCHED, JobStatus.RUNNING) and slots.limited(job.target):
+                        slots.renew(job.target, admission.holder(state, job))
+                        report["renewed"].append(f"{state.id}/{job.id}")
+        except (BackendUnavailable, NotFound) as e:
+            report["failed"].append(f"{state.id}: {e}")
+    # Slots freed by expiry or by the stops above go to the best waiting queues.
+    for waiting in admission.waiting_for_slots(service.store)[:10]:
+        if waiting.status not in lifecycle.TERMINAL_QUEUE:
+            service.advance(waiting.id)
+    return report
