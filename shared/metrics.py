@@ -73,13 +73,36 @@ class QueueGauges(Collector):
         yield GaugeMetricFamily("queue_manager_queues", "Queues by status", labels=["status"])
 
 
-_gauges: QueueGauges | None = None
+class JobGauges(Collector):
+    """queue_manager_jobs{target,status}: pending, launched (admitted) and running jobs of active queues."""
+
+    def __init__(self, count: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("queue_manager_jobs", "Jobs of active queues by target and status",
+                                   labels=["target", "status"])
+        try:
+            counts = self._count()
+        except Exception:  # a scrape must not fail because the store is down
+            counts = {}
+        for (target, status), n in sorted(counts.items()):
+            family.add_metric([target, status], n)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("queue_manager_jobs", "Jobs of active queues by target and status",
+                                labels=["target", "status"])
 
 
-def bind_state(count: Callable[[], dict[str, int]]) -> None:
-    """Point the queue gauges at the current store (once per runtime)."""
-    global _gauges
-    if _gauges is not None:
-        REGISTRY.unregister(_gauges)
-    _gauges = QueueGauges(count)
-    REGISTRY.register(_gauges)
+_collectors: list[Collector] = []
+
+
+def bind_state(count: Callable[[], dict[str, int]],
+               count_jobs: Callable[[], dict[tuple[str, str], int]] | None = None) -> None:
+    """Point the state-derived gauges at the current store (once per runtime)."""
+    for collector in _collectors:
+        REGISTRY.unregister(collector)
+    _collectors[:] = [QueueGauges(count)] + ([JobGauges(count_jobs)] if count_jobs else [])
+    for collector in _collectors:
+        REGISTRY.register(collector)

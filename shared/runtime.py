@@ -53,9 +53,9 @@ def get() -> Runtime:
                 settings = Settings.from_env()
                 store = open_store(settings)
                 bus = open_bus(settings)
-                metrics.bind_state(store.count_by_status)
                 leases = open_store(settings, LEASE_COLLECTION) if settings.jobs.limits else None
                 service = QueueService(settings, store, bus, leases=leases)
+                metrics.bind_state(store.count_by_status, service.job_counts)
                 _current = Runtime(settings, store, bus, service)
     return _current
 

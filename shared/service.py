@@ -374,6 +374,15 @@ class QueueService:
         docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset)
         return [QueueState.model_validate_json(d) for d in docs], total
 
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for state in admission.active_queues(self.store):
+            for job in state.jobs:
+                if job.status in (JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING):
+                    key = (job.target, job.status.value)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def readiness(self, *, launcher: bool) -> dict[str, str]:
         """Each configured backend: "ok" or why it is not."""
         checks: dict[str, Any] = {f"state ({self.store.backend})": self.store.ping,

@@ -46,6 +46,8 @@ def test_metrics_exposes_counters_and_state_gauges(client, historical):
     client("start").post("/queues/start", json=historical)
     text = client("status").get("/metrics").text
     assert 'queue_manager_queues{status="loading"} 1.0' in text
+    assert 'queue_manager_jobs{status="launched",target="loader-producer"} 2.0' in text
+    assert 'queue_manager_jobs{status="pending",target="graph-builder"} 1.0' in text
     assert "queue_manager_request_duration_seconds_bucket" in text
     assert "queue_manager_cold_start_seconds" in text
 
