@@ -274,6 +274,9 @@ class QueueService:
         return state
 
     def _slot_bookkeeping(self, state: QueueState, reporter: str | None, ended: list[str]) -> None:
+        for job in state.jobs:
+            if job.id in ended:
+                metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
         slots = self.slots
         if slots is None:
             return
