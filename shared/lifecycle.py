@@ -4,13 +4,16 @@ Job statuses move only forward:
 
     pending -> launched -> running -> finished | error | stopped | skipped
 
-and a terminal one (the last four) never changes again; a queue's status is
-derived from its jobs (any error -> error; all finished/skipped -> finished;
-some stopped -> stopped; something launched or running -> loading), except
-that a stop sets `stopped` outright, and a terminal queue never regresses.
-Counters only move up: `records_written` is the Job's running total, so a
-duplicate or reordered report is harmless. Every function returns whether it
-changed anything, which is how duplicates are counted.
+and a terminal one (the last four) never changes again. A queue's status is
+derived from its jobs (an error -> error, at once under `on_failure: stop`,
+once the rest has ended under `continue`; all finished/skipped -> finished;
+something launched or running -> loading) except for a stop, which sets
+`stopping` and, once the cluster has nothing of the queue left, `stopped`.
+A terminal queue (finished, stopped, error) never regresses; only an explicit
+retry reopens a failed one. Counters only move up: `records_written` is the
+Job's running total, so a duplicate or reordered report is harmless. Every
+function returns whether it changed anything, which is how duplicates are
+counted.
 """
 
 from __future__ import annotations
