@@ -24,8 +24,9 @@ def snapshot(state: QueueState) -> Snapshot:
     return state.status.value, {j.id: j.status.value for j in state.jobs}
 
 
-HISTORY = 200
+HISTORY = 100
 """Change events kept in the document for live-update clients that reconnect."""
+_HISTORY_FIELDS = ("job_id", "status", "records_written", "reason", "error_message")
 
 
 def add(state: QueueState, *, channel: str, type_: str, id_: str, data: dict[str, Any],
@@ -36,7 +37,9 @@ def add(state: QueueState, *, channel: str, type_: str, id_: str, data: dict[str
     state.outbox.append({"channel": channel, "event": event})
     if channel == EVENTS:
         state.seq += 1
-        state.history.append({"seq": state.seq, "type": type_, "time": now, "data": data})
+        # Compact: every change is followed by a full `queue` snapshot on the stream anyway.
+        brief = {k: data[k] for k in _HISTORY_FIELDS if data.get(k) is not None}
+        state.history.append({"seq": state.seq, "type": type_, "time": now, "data": brief})
         del state.history[:-HISTORY]
 
 

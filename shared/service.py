@@ -308,26 +308,29 @@ class QueueService:
         :raises BackendUnavailable:
         """
         stamp = now()
-        matched = True
+        matched = moved = True
         ended: list[str] = []
 
         def change(state: QueueState) -> bool:
-            nonlocal matched
+            nonlocal matched, moved
             if telemetry.job_id is not None and lifecycle.find_job(state, telemetry.job_id) is None:
                 matched = False
                 return False
-            before = {j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB}
+            before = [j.status for j in state.jobs]
             changed = lifecycle.apply_telemetry(state, telemetry, stamp)
-            ended[:] = [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in before]
+            moved = before != [j.status for j in state.jobs]
+            ended[:] = [j.id for j, was in zip(state.jobs, before, strict=True)
+                        if j.status != was and j.status in lifecycle.TERMINAL_JOB]
             return changed
 
         try:
             state, changed = mutate(self.store, telemetry.queue_id,
-                                    outbox.tracked(change, source=self.source, now=stamp))
+                                    outbox.tracked(change, source=self.source, now=stamp), monotonic=True)
         except NotFound:
             metrics.TELEMETRY.labels("unknown_queue").inc()
             return "unknown_queue"
-        if changed or state.outbox or state.cleanup:
+        if (changed and moved) or state.outbox or state.cleanup:
+            # Only a status change can make another job ready; counts alone cannot.
             state, _ = self.advance(telemetry.queue_id)
         if changed:
             self._slot_bookkeeping(state, telemetry.job_id, ended)

@@ -8,6 +8,8 @@ an update.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from shared.config import Settings
@@ -40,21 +42,53 @@ def load(store: StateStore, queue_id: str) -> tuple[QueueState, str]:
     return QueueState.model_validate_json(doc), rev
 
 
+# The last state this process wrote, per queue: a telemetry merge may start
+# from it instead of re-reading; if the document changed since, the
+# compare-and-set fails and the loop re-reads. A merge that finds nothing to
+# change in the remembered state is re-checked against a fresh read, so a
+# stale copy can cost a read but never a wrong answer.
+_written: OrderedDict[tuple[int, str], tuple[QueueState, str]] = OrderedDict()
+_written_lock = threading.Lock()
+_WRITTEN_MAX = 1024
+
+
+def _take(store: StateStore, queue_id: str) -> tuple[QueueState, str] | None:
+    with _written_lock:
+        return _written.pop((id(store), queue_id), None)
+
+
+def _keep(store: StateStore, queue_id: str, state: QueueState, rev: str) -> None:
+    with _written_lock:
+        _written[(id(store), queue_id)] = (state, rev)
+        while len(_written) > _WRITTEN_MAX:
+            _written.popitem(last=False)
+
+
 def mutate(
-    store: StateStore, queue_id: str, change: Callable[[QueueState], bool]
+    store: StateStore, queue_id: str, change: Callable[[QueueState], bool], *, monotonic: bool = False
 ) -> tuple[QueueState, bool]:
     """Apply `change` (which edits the state and says whether it changed it) atomically.
+
+    `monotonic` changes (telemetry merges) may start from this process's last
+    write instead of a fresh read: the hot path of every delivery.
 
     :raises NotFound: no such queue.
     :raises BackendUnavailable: the store is down, or the document is too contended.
     """
-    for _ in range(MAX_ATTEMPTS):
-        state, rev = load(store, queue_id)
+    for attempt in range(MAX_ATTEMPTS):
+        found = _take(store, queue_id) if monotonic and attempt == 0 else None
+        state, rev = found or load(store, queue_id)
         if not change(state):
+            if found:
+                continue  # maybe only the remembered copy is behind: ask the store
             return state, False
         try:
-            store.replace(queue_id, state.model_dump_json(), rev=rev)
+            new_rev = store.replace(queue_id, state.model_dump_json(), rev=rev)
         except RevisionConflict:
             continue
+        if monotonic:
+            _keep(store, queue_id, state, new_rev)
+        else:
+            _take(store, queue_id)  # outdated now
         return state, True
     raise BackendUnavailable("state", f"queue {queue_id} too contended, retry")

@@ -205,3 +205,19 @@ def test_watch_streams_changes_and_resumes_from_last_event_id(client, legacy):
     assert ids[0] == 2 and ids == sorted(ids)
     assert "event: dev.streamforge.queue.status.changed" in resumed
     assert client("status").get(f"/queues/{q}/watch", headers={"Last-Event-ID": "x"}).status_code == 400
+
+
+def test_an_instance_remembering_an_old_state_still_sees_a_retry_by_another(client, historical,
+                                                                             isolate_environment):
+    rt = runtime.get()
+    a = QueueService(rt.settings, SqliteStore.at_dir(str(isolate_environment)), rt.bus, CountingLauncher())
+    b = QueueService(rt.settings, SqliteStore.at_dir(str(isolate_environment)), rt.bus, CountingLauncher())
+    q = a.start(base_command({**historical, "on_failure": "continue"})).state
+    for i in (0, 1, 3):
+        a.telemetry(telemetry_model(q.id, q.jobs[i].id, "finished"))
+    a.telemetry(telemetry_model(q.id, q.jobs[2].id, "error"))  # a remembers the failed state
+    retried = b.retry(q.id)
+    new_id = retried.jobs[2].id
+    assert new_id != q.jobs[2].id
+    assert a.telemetry(telemetry_model(q.id, new_id, "finished")) == "applied"
+    assert b.get(q.id).jobs[2].status.value == "finished"
