@@ -70,6 +70,7 @@ def render(
         *_param_env(job.params),
         _secret_env("KAFKA_USER", jobs.kafka_secret, "user"),
         _secret_env("KAFKA_PASSWORD", jobs.kafka_secret, "password"),
+        _secret_env("KAFKA_SASL_MECHANISM", jobs.kafka_secret, "sasl.mechanism"),
         {"name": "CA_PATH", "value": f"{CA_MOUNT}/ca.crt"},
         _secret_env("ARANGO_USER", jobs.arango_secret, "user"),
         _secret_env("ARANGO_PASSWORD", jobs.arango_secret, "password"),
