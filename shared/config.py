@@ -145,6 +145,10 @@ class JobSettings:
     """Concurrent Jobs per target, and overall under "*" (JOB_LIMITS JSON); absent = unlimited."""
     priority_classes: dict[int, str] = field(default_factory=dict)
     """Queue priority (1-10) -> PriorityClass of its Jobs (JOB_PRIORITY_CLASSES, ranges allowed)."""
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    """Extra annotations on the Jobs' pods (JOB_POD_ANNOTATIONS JSON), e.g. for a mesh or a scheduler."""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    """Where the Jobs' pods may run (JOB_NODE_SELECTOR JSON)."""
     lease_ttl_seconds: int = 300
     """A slot lease not renewed (by the Job's telemetry or the sweep) for this long is freed."""
     stop_grace_seconds: float = 5.0
@@ -202,6 +206,8 @@ class Settings:
                 arango_secret=env.get("JOB_ARANGO_SECRET", "streamforge-arango"),
                 manifests_dir=env.get("JOB_MANIFESTS_DIR", os.path.join(local_dir, "jobs")),
                 limits=_limits(env),
+                pod_annotations={str(k): str(v) for k, v in _json_object(env, "JOB_POD_ANNOTATIONS").items()},
+                node_selector={str(k): str(v) for k, v in _json_object(env, "JOB_NODE_SELECTOR").items()},
                 priority_classes=_priority_classes(env),
                 lease_ttl_seconds=_int(env, "LEASE_TTL_SECONDS", 300),
                 stop_grace_seconds=float(env.get("STOP_GRACE_SECONDS", "5")),

@@ -104,12 +104,16 @@ def render(
     }
     if jobs.service_account:
         pod_spec["serviceAccountName"] = jobs.service_account
+    if jobs.node_selector:
+        pod_spec["nodeSelector"] = dict(jobs.node_selector)
     if queue.priority in jobs.priority_classes:
         pod_spec["priorityClassName"] = jobs.priority_classes[queue.priority]
     spec: dict[str, Any] = {
         "backoffLimit": jobs.backoff_limit,
         "ttlSecondsAfterFinished": jobs.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": job_labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": job_labels, **({"annotations": dict(jobs.pod_annotations)}
+                                                           if jobs.pod_annotations else {})},
+                     "spec": pod_spec},
     }
     deadline = job.params.get("active_deadline_seconds") or jobs.active_deadline_seconds
     if isinstance(deadline, int) and deadline > 0:

@@ -54,3 +54,13 @@ def test_data_topics_follow_the_naming_convention(historical):
               ["KAFKA_TOPIC"] for m in manifests]
     assert topics[:4] == ["btc_candles_5m_2024_06", "btc_trades_2024_06",
                           "btc_candles_5m_2024_06", "btc_trades_2024_06"]
+
+
+def test_pod_annotations_and_node_selector_come_from_configuration(historical):
+    _, manifests = _render_all(historical, {"JOB_POD_ANNOTATIONS": json.dumps({"sidecar.istio.io/inject": "false"}),
+                                            "JOB_NODE_SELECTOR": json.dumps({"pool": "batch"})})
+    template = manifests[0]["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert template["spec"]["nodeSelector"] == {"pool": "batch"}
+    _, plain = _render_all(historical)
+    assert "annotations" not in plain[0]["spec"]["template"]["metadata"]
