@@ -1,4 +1,5 @@
-"""`status`: queries (GET /queues, /queues/{id}), the OpenAPI document, local events."""
+"""`status`: queries (GET /queues, /queues/{id}), the OpenAPI document and its Swagger UI (/docs),
+the live dashboard (/ui), local events."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared import live, openapi, runtime, web
+from shared import live, openapi, runtime, ui, web
 from shared.bus import LocalBus
 from shared.errors import ClientError
 from shared.models import QueueStatus
@@ -61,6 +62,16 @@ async def watch_queue(request: Request, params: web.Params) -> Response:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def drift_report(request: Request, params: web.Params) -> Response:
+    from shared import drift  # the launcher (kube client) only when asked
+
+    repair = request.method == "POST"
+    report = await web.blocking(drift.check, runtime.get().service, params["queue_id"], repair=repair)
+    message = "In sync with the cluster" if report["in_sync"] else (
+        "Drift repaired" if repair else "Drift found: POST to repair")
+    return web.envelope(200, message, report)
+
+
 async def queue_events(request: Request, params: web.Params) -> Response:
     bus = runtime.get().bus
     if not isinstance(bus, LocalBus):
@@ -79,7 +90,10 @@ ROUTES = [
     web.route("GET", "/queues/{queue_id}", get_queue),
     web.route("GET", "/queues/{queue_id}/events", queue_events),
     web.route("GET", "/queues/{queue_id}/watch", watch_queue),
+    web.route("GET", "/queues/{queue_id}/drift", drift_report),
+    web.route("POST", "/queues/{queue_id}/drift", drift_report),
     web.route("GET", "/openapi.json", openapi_json),
+    *ui.ROUTES,  # /docs (Swagger UI), /ui (live dashboard)
 ]
 _ALL = [*ROUTES, *web.common_routes(launcher=False)]
 

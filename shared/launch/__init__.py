@@ -28,6 +28,9 @@ class Launcher(Protocol):
     def delete_jobs(self, names: list[str]) -> None:
         """Delete these Jobs and their pods (missing ones are fine)."""
 
+    def observe(self, queue_id: str) -> list[dict[str, Any]]:
+        """The queue's Jobs as the cluster has them (for the drift check)."""
+
     def remaining(self, queue_id: str) -> int:
         """How many Jobs and pods of the queue still exist (0: a stop is complete)."""
 

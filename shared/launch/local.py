@@ -53,6 +53,17 @@ class LocalLauncher:
             for entry in wanted & set(os.listdir(os.path.join(self.directory, queue_dir))):
                 os.remove(os.path.join(self.directory, queue_dir, entry))
 
+    def observe(self, queue_id: str) -> list[dict[str, Any]]:
+        folder = self._queue_dir(queue_id)
+        if not os.path.isdir(folder):
+            return []
+        found = []
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name)) as f:
+                    found.append(json.load(f))
+        return found
+
     def remaining(self, queue_id: str) -> int:
         folder = self._queue_dir(queue_id)
         return len(os.listdir(folder)) if os.path.isdir(folder) else 0

@@ -73,3 +73,19 @@ def test_other_objects_are_ignored(client):
     assert r["message"].startswith("Ignored")
     headers, body = binary_event(cluster.ADD, {"kind": "Pod"})
     assert client("all").post("/", headers=headers, content=json.dumps({"kind": "Pod"}).encode()).status_code == 200
+
+
+def test_drift_check_reports_a_missing_job_and_repairs_it(client, historical, isolate_environment):
+    state = _queue(client, historical)
+    status = client("status")
+    clean = status.get(f"/queues/{state['id']}/drift").json()
+    assert clean["data"]["in_sync"] and clean["message"] == "In sync with the cluster"
+    gone = state["jobs"][1]["job_name"]
+    (isolate_environment / "jobs" / state["id"] / f"{gone}.json").unlink()
+    report = status.get(f"/queues/{state['id']}/drift").json()["data"]
+    assert report["differences"] == [{"job": gone, "stored": "launched", "cluster": "missing"}]
+    assert status.get(f"/queues/{state['id']}").json()["data"]["status"] == "loading", "a GET repairs nothing"
+    repaired = status.post(f"/queues/{state['id']}/drift").json()["data"]
+    assert repaired["repaired"] == 1
+    after = status.get(f"/queues/{state['id']}").json()["data"]
+    assert after["status"] == "error" and "deleted outside" in after["error_message"]
