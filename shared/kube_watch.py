@@ -53,7 +53,7 @@ class JobWatcher:
     def _post(self, delivery: Delivery) -> None:
         for attempt in range(self.retries + 1):
             try:
-                status, body = self.sink.post(delivery)
+                status, body, _ = self.sink.post(delivery)
             except OSError as e:
                 status, body = None, str(e).encode()
             if status is not None and status < 500:

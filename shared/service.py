@@ -280,9 +280,9 @@ class QueueService:
         slots = self.slots
         if slots is None:
             return
-        job = lifecycle.find_job(state, reporter) if reporter else None
-        if job is not None and job.id not in ended and slots.limited(job.target):
-            slots.renew(job.target, admission.holder(state, job))  # alive: keep its lease
+        reporting = lifecycle.find_job(state, reporter) if reporter else None
+        if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
+            slots.renew(reporting.target, admission.holder(state, reporting))  # alive: keep its lease
         # Jobs the failure policy stopped or skipped end too.
         ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
         self._release(state, ended)
