@@ -16,12 +16,22 @@ from shared.models import QueueStop
 _OTHERS = {constants.CE_START_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
 
 
+CONFIRM_S = 30.0
+"""How long after the grace period this instance waits for the pods to go (then: pod events, sweep)."""
+
+
 async def _finish_after_grace(queue_id: str) -> None:
-    """After the reply: give running Jobs the grace period to flush, then delete them."""
+    """After the reply: give running Jobs the grace period to flush, delete them, confirm."""
     rt = runtime.get()
     await asyncio.sleep(rt.settings.jobs.stop_grace_seconds)
+    waited = 0.0
     try:
-        await web.blocking(rt.service.finish_stop, queue_id)
+        while waited <= CONFIRM_S:
+            state = await web.blocking(rt.service.finish_stop, queue_id)
+            if state.status.value != "stopping":
+                return
+            await asyncio.sleep(1.0)  # pods take their termination grace period to go
+            waited += 1.0
     except Exception:  # the sweep finishes what this could not
         web.log.exception("finishing the stop of %s failed; the sweep will retry", queue_id)
 

@@ -27,6 +27,8 @@ class JobObserved:
     """A telemetry status word (running, finished, error), or None for no news."""
     error_message: str | None = None
     deleted: bool = False
+    pod: bool = False
+    """A pod of the Job went away: only a stop waiting for it cares."""
 
 
 def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -38,7 +40,7 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 def observe(event_type: str, job: Any) -> JobObserved | None:
     """The update an ApiServerSource event carries; None if it is not one of our Jobs."""
-    if not isinstance(job, dict) or job.get("kind") != "Job":
+    if not isinstance(job, dict) or job.get("kind") not in ("Job", "Pod"):
         return None
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -46,6 +48,10 @@ def observe(event_type: str, job: Any) -> JobObserved | None:
     if labels.get(constants.LABEL_MANAGED_BY) != constants.MANAGED_BY or not queue_id or not meta.get("name"):
         return None
     name = meta["name"]
+    if job["kind"] == "Pod":
+        if event_type != DELETE:
+            return None
+        return JobObserved(queue_id, labels.get("job-name", name), None, deleted=True, pod=True)
     if event_type == DELETE:
         return JobObserved(queue_id, name, None, deleted=True)
     if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):

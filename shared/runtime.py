@@ -39,6 +39,9 @@ class Runtime:
     def close(self) -> None:
         self.bus.close()
         self.store.close()
+        launcher = self.service._launcher
+        if launcher is not None and hasattr(launcher, "close"):
+            launcher.close()
 
 
 _current: Runtime | None = None

@@ -13,11 +13,13 @@ from shared import admission, constants, jobs, lifecycle, lineage, metrics, outb
 from shared.bus import CONTROL, EVENTS, Bus
 from shared.cluster import JobObserved
 from shared.config import Settings
-from shared.errors import BackendUnavailable, Conflict, NotFound
+from shared.errors import BackendUnavailable, ClientError, Conflict, NotFound
 from shared.launch import Launcher, open_launcher
 from shared.leases import Slots
 from shared.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.state import AlreadyExists, StateStore, load, mutate
+
+REFUSED = "launch refused: "
 
 # Queue ids derived from idempotency keys live in their own UUID namespace.
 _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
@@ -117,6 +119,11 @@ class QueueService:
             # The queue is recorded: retrying with the same key launches what is missing.
             e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
             raise
+        refused = [j for j in state.jobs if (j.error_message or "").startswith(REFUSED)]
+        if refused and state.status == QueueStatus.ERROR:
+            # Recorded, failed and cleaned up by the failure policy; the caller must know.
+            raise Conflict(f"queue {queue_id} failed to launch: " + "; ".join(
+                f"{j.job_name}: {j.error_message}" for j in refused), details=[{"queue_id": queue_id}])
         return Started(state=state, created=created, launched=launched)
 
     def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
@@ -153,10 +160,30 @@ class QueueService:
             ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}
         if ids:
             launch = [j for j in state.jobs if j.id in ids]
-            self.launcher.launch([self.render(state, j) for j in launch])
+            refused: dict[str, str] = {}
+            try:
+                self.launcher.launch([self.render(state, j) for j in launch])
+            except ClientError as e:
+                # Permanent (a name taken by another queue, a Job the API server rejects):
+                # those jobs fail, the failure policy decides about the rest.
+                refused = {d["job"]: d.get("error", e.message) for d in e.details if "job" in d}
+                if not refused:
+                    raise
             for job in launch:
-                metrics.JOBS_LAUNCHED.labels(job.target).inc()
-            state, _ = mutate(self.store, queue_id, lambda s: scheduling.mark_created(s, ids))
+                if job.job_name not in refused:
+                    metrics.JOBS_LAUNCHED.labels(job.target).inc()
+            made = {j.id for j in launch if j.job_name not in refused}
+
+            def record(s: QueueState) -> bool:
+                changed = scheduling.mark_created(s, made)
+                for job in s.jobs:
+                    if job.job_name in refused:
+                        probe = Telemetry(queue_id=s.id, job_id=job.id, status="error",
+                                          error_message=f"{REFUSED}{refused[job.job_name]}")
+                        changed = lifecycle.apply_telemetry(s, probe, stamp) or changed
+                return changed
+
+            state, _ = mutate(self.store, queue_id, outbox.tracked(record, source=self.source, now=stamp))
         if state.cleanup:
             # A failure stopped the queue: delete the Jobs it stopped, keep the failed one to inspect.
             names = list(state.cleanup)
@@ -340,6 +367,14 @@ class QueueService:
 
     def cluster_event(self, observed: JobObserved) -> str:
         """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
+        if observed.pod:
+            try:
+                state = self.get(observed.queue_id)
+            except NotFound:
+                return "unknown_queue"
+            if state.status != QueueStatus.STOPPING:
+                return "no_news"
+            return "applied" if self.finish_stop(state.id).status == QueueStatus.STOPPED else "duplicate"
         if not observed.deleted:
             if observed.status is None:
                 return "no_news"

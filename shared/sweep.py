@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from shared import admission, lifecycle
-from shared.errors import BackendUnavailable, NotFound
+from shared.errors import QueueManagerError
 from shared.models import JobStatus, QueueStatus
 from shared.service import QueueService, now
 
@@ -52,10 +52,13 @@ def sweep(service: QueueService) -> dict[str, Any]:
                     if job.status in (JobStatus.LAUNCHED, JobStatus.RUNNING) and slots.limited(job.target):
                         slots.renew(job.target, admission.holder(state, job))
                         report["renewed"].append(f"{state.id}/{job.id}")
-        except (BackendUnavailable, NotFound) as e:
+        except QueueManagerError as e:  # one queue's trouble must not stop the sweep of the rest
             report["failed"].append(f"{state.id}: {e}")
     # Slots freed by expiry or by the stops above go to the best waiting queues.
     for waiting in admission.waiting_for_slots(service.store)[:10]:
-        if waiting.status not in lifecycle.TERMINAL_QUEUE:
-            service.advance(waiting.id)
+        try:
+            if waiting.status not in lifecycle.TERMINAL_QUEUE:
+                service.advance(waiting.id)
+        except QueueManagerError as e:
+            report["failed"].append(f"{waiting.id}: {e}")
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -11,9 +12,10 @@ from urllib3.exceptions import HTTPError
 
 from shared import constants, jobs
 from shared.config import JobSettings
-from shared.errors import BackendUnavailable, Conflict, InvalidInput
+from shared.errors import BackendUnavailable, Conflict, InvalidInput, QueueManagerError
 
 _TRANSIENT = (HTTPError, OSError)
+PING_TTL_S = 30.0
 
 
 def _api_client(settings: JobSettings) -> client.ApiClient:
@@ -29,33 +31,67 @@ def _api_client(settings: JobSettings) -> client.ApiClient:
 class KubeLauncher:
     kind = "kubernetes"
 
-    def __init__(self, settings: JobSettings, api: client.ApiClient | None = None) -> None:
+    def __init__(self, settings: JobSettings, api: client.ApiClient | None = None, *,
+                 workers: int = 8) -> None:
         self.namespace = settings.namespace
         self.note = f"Jobs created in namespace {settings.namespace}"
         self._api = api or _api_client(settings)
         self._batch = client.BatchV1Api(self._api)
         self._core = client.CoreV1Api(self._api)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube-launch")
+        # At most as many creates in flight as the client keeps connections (default 5 per CPU).
+        workers = max(1, min(workers, self._api.configuration.connection_pool_maxsize or workers))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-launch")
+        self._pinged = -PING_TTL_S
+
+    def close(self) -> None:
+        """Release the worker threads and the API connections."""
+        self._pool.shutdown(wait=True)
+        self._api.close()
 
     def _create(self, manifest: dict[str, Any]) -> str:
         name = manifest["metadata"]["name"]
         try:
-            self._batch.create_namespaced_job(self.namespace, cast(client.V1Job, manifest))
-        except ApiException as e:
-            if e.status != 409:
-                raise _translate(e, f"create Job {name}") from e
-            existing = self._batch.read_namespaced_job(name, self.namespace)
-            want = manifest["metadata"]["labels"][constants.LABEL_QUEUE_ID]
-            labels = (existing.metadata.labels if existing.metadata else None) or {}
-            if labels.get(constants.LABEL_QUEUE_ID) != want:
-                raise Conflict(f"Job {name} exists and belongs to another queue") from e
+            for _ in range(3):
+                try:
+                    self._batch.create_namespaced_job(self.namespace, cast(client.V1Job, manifest))
+                    return name
+                except ApiException as e:
+                    if e.status != 409:
+                        raise _translate(e, f"create Job {name}") from e
+                # It exists (an earlier attempt made it): adopt it if it is this queue's.
+                try:
+                    existing = self._batch.read_namespaced_job(name, self.namespace)
+                except ApiException as e:
+                    if e.status == 404:  # deleted in between (TTL, a stop): create it again
+                        continue
+                    raise _translate(e, f"read Job {name}") from e
+                if existing.metadata and existing.metadata.deletion_timestamp:
+                    # Going away (a stop, a TTL): not something to adopt; retry once it is gone.
+                    raise BackendUnavailable("kubernetes", f"Job {name} is being deleted; retry")
+                want = manifest["metadata"]["labels"][constants.LABEL_QUEUE_ID]
+                labels = (existing.metadata.labels if existing.metadata else None) or {}
+                if labels.get(constants.LABEL_QUEUE_ID) != want:
+                    raise Conflict(f"Job {name} exists and belongs to another queue")
+                return name
         except _TRANSIENT as e:
             raise BackendUnavailable("kubernetes", str(e)) from e
-        return name
+        raise BackendUnavailable("kubernetes", f"create Job {name}: it keeps appearing and vanishing")
 
     def launch(self, manifests: list[dict[str, Any]]) -> list[str]:
-        # In parallel: the API server's latency, not ours, bounds a start.
-        return list(self._pool.map(self._create, manifests))
+        # In parallel: the API server's latency, not ours, bounds a start. Every
+        # create is awaited, so an error names exactly the Jobs that were not made.
+        futures = [(m["metadata"]["name"], self._pool.submit(self._create, m)) for m in manifests]
+        names, failed = [], []
+        for name, future in futures:
+            try:
+                names.append(future.result())
+            except QueueManagerError as e:
+                failed.append((name, e))
+        if failed:
+            first = failed[0][1]
+            first.details = [{"job": name, "error": e.message} for name, e in failed]
+            raise first
+        return names
 
     def delete_queue(self, queue_id: str) -> int:
         selector = jobs.queue_selector(queue_id)
@@ -90,13 +126,50 @@ class KubeLauncher:
         except _TRANSIENT as e:
             raise BackendUnavailable("kubernetes", str(e)) from e
 
-    def ping(self) -> None:
+    def observe(self, queue_id: str) -> list[dict[str, Any]]:
         try:
-            self._batch.list_namespaced_job(self.namespace, limit=1)
+            found = self._batch.list_namespaced_job(self.namespace, label_selector=jobs.queue_selector(queue_id))
         except ApiException as e:
-            raise _translate(e, "list Jobs") from e
+            raise _translate(e, f"list Jobs of queue {queue_id}") from e
         except _TRANSIENT as e:
             raise BackendUnavailable("kubernetes", str(e)) from e
+        objects = []
+        for job in found.items:
+            obj = self._api.sanitize_for_serialization(job)
+            obj.update(apiVersion="batch/v1", kind="Job")
+            objects.append(obj)
+        return objects
+
+    def remaining(self, queue_id: str) -> int:
+        selector = jobs.queue_selector(queue_id)
+        try:
+            found = self._batch.list_namespaced_job(self.namespace, label_selector=selector)
+            pods = self._core.list_namespaced_pod(self.namespace, label_selector=selector)
+        except ApiException as e:
+            raise _translate(e, f"list what is left of queue {queue_id}") from e
+        except _TRANSIENT as e:
+            raise BackendUnavailable("kubernetes", str(e)) from e
+        return len(found.items) + len(pods.items)
+
+    def ping(self) -> None:
+        """A dry-run create: proves the namespace exists and we may create Jobs in it.
+
+        Cached for PING_TTL_S, so readiness probes do not load the API server.
+        """
+        if time.monotonic() - self._pinged < PING_TTL_S:
+            return
+        probe = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "readiness-probe-"},
+                 "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                                "containers": [{"name": "probe", "image": "probe"}]}}}}
+        try:
+            self._batch.create_namespaced_job(self.namespace, cast(client.V1Job, probe), dry_run="All")
+        except ApiException as e:
+            if e.status == 404:
+                raise BackendUnavailable("kubernetes", f"namespace {self.namespace} does not exist") from e
+            raise _translate(e, f"create Jobs in {self.namespace}") from e
+        except _TRANSIENT as e:
+            raise BackendUnavailable("kubernetes", str(e)) from e
+        self._pinged = time.monotonic()
 
 
 def _translate(e: ApiException, what: str) -> Exception:
