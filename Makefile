@@ -32,8 +32,11 @@ run: install
 	$(BIN)/functions-framework --source functions/$(TARGET).py --target $(TARGET) --asgi \
 		--host $(HOST) --port $(PORT)
 
+# A real Kafka broker, the functions all-in-one publishing to it, and the KafkaSource
+# stand-in delivering queue-control to them; Ctrl-C stops all three. KAFKA_ARGS e.g.
+# "--kafka-port 9093 --sasl PLAIN --user alice:secret --work-dir .local/kafka".
 run-kafka: install
-	$(BIN)/python -m tests.infra.kafka_broker run
+	$(BIN)/python -m tests.infra.run_kafka --host $(HOST) --port $(PORT) $(KAFKA_ARGS)
 
 test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

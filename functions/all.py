@@ -20,14 +20,21 @@ from shared import cluster, constants, web
 async def _by_content(request: Request, params: web.Params) -> Response:
     # read_inbound caches the body, so the chosen handler reads it again for free.
     inbound = await web.read_inbound(request)
-    kind = inbound.data.get("type") if isinstance(inbound.data, dict) else None
-    if inbound.ce_type == constants.CE_STOP_QUEUE:
+    ce_type = inbound.ce_type
+    data = inbound.data if isinstance(inbound.data, dict) else {}
+    if ce_type == constants.CE_STOP_QUEUE:
         return await stop_fn.stop_queue(request, params)
-    if inbound.ce_type in (constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD) or (
-        inbound.ce_type is None and kind == "telemetry"
-    ) or (inbound.ce_type or "").startswith(cluster.EVENT_PREFIX):
-        return await telemetry_fn.ingest(request, params)
-    return await start_fn.start_queue(request, params)
+    if ce_type == constants.CE_PING:
+        return await stop_fn.run_sweep(request, params)
+    if ce_type == constants.CE_START_QUEUE or (ce_type is None and data.get("type") != "telemetry"):
+        return await start_fn.start_queue(request, params)
+    if ce_type not in TELEMETRY_TYPES and not ce_type.startswith(cluster.EVENT_PREFIX) and "symbol" in data:
+        return await start_fn.start_queue(request, params)  # e.g. `func invoke`'s default event type
+    # Telemetry, Job events, and anything else on the topics (acknowledged and ignored there).
+    return await telemetry_fn.ingest(request, params)
+
+
+TELEMETRY_TYPES = (constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD)
 
 
 _ALL = [

@@ -6,6 +6,7 @@ Kafka binary binding, keyed by queue id so one queue's messages stay in order.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -59,11 +60,25 @@ class LocalBus:
         return None
 
 
+RECONNECT_BACKOFF_MAX_MS = 1000
+"""Cap on kafka-python's reconnect backoff (default 30 s): after a broker outage clients
+reconnect within a second of it coming back instead of up to half a minute later."""
+
+
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """kafka-python settings from the seed's env names (shared with consumers and tools)."""
+    """kafka-python settings from the seed's env names (shared with consumers and tools).
+
+    kafka-python 3.0.12 bootstraps eagerly in every client's constructor and, with wrong
+    SASL credentials, never reports the broker's authentication failure: the client
+    only gives up after `bootstrap_timeout_ms` (default 30 s, whatever the other
+    timeouts). Bounding it by `timeout_ms` makes an unreachable broker or a rejected
+    password a prompt `KafkaTimeoutError` (hence a 503 naming Kafka), not a hang.
+    """
     conf: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers.split(","),
         "request_timeout_ms": kafka.timeout_ms,
+        "bootstrap_timeout_ms": kafka.timeout_ms,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if kafka.user:
         conf.update(
@@ -77,6 +92,30 @@ def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     elif kafka.ca_path:
         conf.update(security_protocol="SSL", ssl_cafile=kafka.ca_path)
     return conf
+
+
+def open_client(cls: Any, **configs: Any) -> Any:
+    """`cls(**configs)` for a kafka-python KafkaProducer/KafkaConsumer/KafkaAdminClient.
+
+    kafka-python 3.0.12 leaves a failed constructor's network client (its IO thread and
+    socketpair) behind; this closes it, so a process that keeps retrying an unreachable
+    or misconfigured broker (every readiness probe) does not leak a thread per attempt.
+    """
+    from kafka.net.compat import KafkaNetClient
+
+    made: list[Any] = []
+
+    def kafka_client(**kw: Any) -> Any:
+        made.append(KafkaNetClient(**kw))
+        return made[-1]
+
+    try:
+        return cls(**configs, kafka_client=kafka_client)
+    except BaseException:
+        for client in made:
+            with contextlib.suppress(Exception):
+                client.close()
+        raise
 
 
 class KafkaBus:
@@ -94,7 +133,8 @@ class KafkaBus:
                 from kafka.errors import KafkaError
 
                 try:
-                    self._producer = KafkaProducer(
+                    self._producer = open_client(
+                        KafkaProducer,
                         **client_config(self.settings),
                         acks="all",
                         enable_idempotence=True,
@@ -124,10 +164,22 @@ class KafkaBus:
             raise BackendUnavailable("kafka", f"{type(e).__name__}: {e}") from e
 
     def ping(self) -> None:
+        """A fresh metadata round trip: the producer's cached metadata would still list the
+        topic while the broker is down."""
         from kafka.errors import KafkaError
 
         producer = self._get()
+        timeout = self.settings.timeout_ms / 1000
         try:
+            answered = threading.Event()
+            future = producer._metadata.request_update()
+            future.add_both(lambda *_: answered.set())
+            producer._sender.wakeup()
+            if not answered.wait(timeout):
+                raise BackendUnavailable("kafka", f"no metadata from {self.settings.bootstrap_servers} "
+                                                  f"within {timeout:g}s")
+            if future.failed():
+                raise future.exception
             producer.partitions_for(self.settings.events_topic)
         except KafkaError as e:
             raise BackendUnavailable("kafka", f"{type(e).__name__}: {e}") from e

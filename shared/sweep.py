@@ -13,10 +13,12 @@ from typing import Any
 
 from shared import admission, lifecycle
 from shared.errors import QueueManagerError
-from shared.models import JobStatus, QueueStatus
+from shared.models import JobStatus, QueueState, QueueStatus
 from shared.service import QueueService, now
 
 UNCONFIRMED_AFTER_S = 60.0
+RECENT = 200
+"""How many of the newest ended queues (per status) the sweep checks for unpublished events."""
 
 
 def _age(stamp: str | None, at: dt.datetime) -> float:
@@ -54,6 +56,17 @@ def sweep(service: QueueService) -> dict[str, Any]:
                         report["renewed"].append(f"{state.id}/{job.id}")
         except QueueManagerError as e:  # one queue's trouble must not stop the sweep of the rest
             report["failed"].append(f"{state.id}: {e}")
+    # Ended queues whose last events a Kafka outage left in the outbox.
+    for status in lifecycle.TERMINAL_QUEUE:
+        docs, _ = service.store.list(status=status.value, symbol=None, limit=RECENT, offset=0)
+        for doc in docs:
+            ended = QueueState.model_validate_json(doc)
+            if ended.outbox:
+                try:
+                    service.advance(ended.id)
+                    report["flushed"].append(ended.id)
+                except QueueManagerError as e:
+                    report["failed"].append(f"{ended.id}: {e}")
     # Slots freed by expiry or by the stops above go to the best waiting queues.
     for waiting in admission.waiting_for_slots(service.store)[:10]:
         try:

@@ -125,3 +125,26 @@ def test_priority_maps_to_a_priority_class(client, monkeypatch, isolate_environm
     assert spec["spec"]["template"]["spec"]["priorityClassName"] == "streamforge-high"
     spec = json.loads(next((isolate_environment / "jobs" / normal).glob("*.json")).read_text())
     assert "priorityClassName" not in spec["spec"]["template"]["spec"]
+
+
+def test_sweep_publishes_what_an_outage_left_in_an_ended_queues_outbox(client, legacy, monkeypatch):
+    from shared.bus import LocalBus
+    from shared.errors import BackendUnavailable
+
+    queue = _start(client, legacy)
+    real = LocalBus.publish
+
+    def down(self, channel, event, key):
+        raise BackendUnavailable("kafka", "broker down")
+
+    monkeypatch.setattr(LocalBus, "publish", down)
+    job = _job(client, queue)
+    r = client("telemetry").post("/", json=telemetry(queue, job_id=job["id"], status="finished"))
+    assert r.status_code == 503
+    assert client("status").get(f"/queues/{queue}").json()["data"]["status"] == "finished"
+    monkeypatch.setattr(LocalBus, "publish", real)
+    report = client("stop").post("/sweep").json()["data"]
+    assert report["flushed"] == [queue]
+    types = [r["event"]["type"] for r in client("status").get(f"/queues/{queue}/events").json()["data"]]
+    assert "dev.streamforge.queue.status.changed" in types and types.count("dev.streamforge.queue.started") == 1
+    assert client("stop").post("/sweep").json()["data"]["flushed"] == []
