@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 TARGET ?= all
 PYTEST_ARGS ?=
 
-.PHONY: help install run run-kafka test test-fast lint bench demo clean
+.PHONY: help install run run-kafka servers test test-fast lint bench demo clean
 
 help:
 	@echo "make run     serve start, stop, telemetry, status locally (embedded default, port $(PORT))"
@@ -38,7 +38,15 @@ run: install
 run-kafka: install
 	$(BIN)/python -m tests.infra.run_kafka --host $(HOST) --port $(PORT) $(KAFKA_ARGS)
 
-test: install
+# Real servers for the tests, built or fetched once into ~/.cache/streamforge-qm
+# (cold: ~20 min for the Kubernetes control plane, a few for the rest).
+servers:
+	bash tests/infra/kafka/fetch.sh
+	bash tests/infra/k8s/build.sh
+	bash tests/infra/knative/build.sh
+	bash tests/infra/func/build.sh
+
+test: install servers
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -49,8 +57,10 @@ lint: install
 	$(BIN)/ruff check functions shared tests
 	$(BIN)/mypy shared
 
-bench: install
+bench: install servers
 	$(BIN)/python -m tests.bench.functions_bench
+	$(BIN)/python -m tests.bench.kafka_bench
+	$(BIN)/python -m tests.bench.kube_bench
 
 demo: install
 	@dir=$$(mktemp -d); \
