@@ -46,6 +46,8 @@ COLD_START = Gauge("queue_manager_cold_start_seconds",
                    "Seconds from process start to the first request served",
                    ["function"], registry=REGISTRY)
 _first_request_seen: set[str] = set()
+STATE_GAUGES = {"queue_manager_queues": ("status",), "queue_manager_jobs": ("target", "status")}
+"""The gauges counted in the state store at scrape time, and their labels."""
 
 
 def observe_first_request(function: str) -> None:
@@ -83,7 +85,7 @@ class JobGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("queue_manager_jobs", "Jobs of active queues by target and status",
-                                   labels=["target", "status"])
+                                   labels=list(STATE_GAUGES["queue_manager_jobs"]))
         try:
             counts = self._count()
         except Exception:  # a scrape must not fail because the store is down

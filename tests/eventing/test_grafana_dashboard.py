@@ -58,7 +58,7 @@ def exported() -> dict[str, set[str]]:
     """Every series name in shared.metrics.REGISTRY -> the labels it carries."""
     runtime.get()  # binds the queue gauges (counted in the state store) to the registry
     labels = {m._name: set(m._labelnames) for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
-    labels["queue_manager_queues"] = {"status"}
+    labels.update({name: set(names) for name, names in metrics.STATE_GAUGES.items()})
     names: dict[str, set[str]] = {}
     for family in metrics.REGISTRY.collect():
         for suffix in SUFFIXES.get(family.type, ("",)):
