@@ -160,6 +160,10 @@ class QueueCreate(BaseModel):
     _range = field_validator("time_range")(_check_time_range)
 
 
+QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
+"""Queue-level options the legacy single-loader form accepts too."""
+
+
 class QueueStart(BaseModel):
     """A queue: one symbol and time range, one Job per request."""
 
@@ -195,13 +199,15 @@ class QueueStart(BaseModel):
     def parse(cls, payload: Any) -> QueueStart:
         """Accept both the legacy QueueCreate and the multi-request form."""
         if isinstance(payload, dict) and "requests" not in payload:
-            legacy = QueueCreate.model_validate(payload)
-            return cls(
-                symbol=legacy.symbol,
-                time_range=legacy.time_range,
-                type=legacy.type,
-                requests=[JobRequest(target="loader-producer", type=legacy.type)],
-            )
+            options = {k: payload[k] for k in QUEUE_OPTIONS if k in payload}
+            legacy = QueueCreate.model_validate({k: v for k, v in payload.items() if k not in QUEUE_OPTIONS})
+            return cls.model_validate({
+                "symbol": legacy.symbol,
+                "time_range": legacy.time_range,
+                "type": legacy.type,
+                "requests": [{"target": "loader-producer", "type": legacy.type}],
+                **options,
+            })
         return cls.model_validate(payload)
 
 

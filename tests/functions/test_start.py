@@ -100,3 +100,12 @@ def test_started_event_is_published_locally(client, historical, isolate_environm
     assert constants.CE_QUEUE_STARTED in types
     assert constants.CE_QUEUE_STATUS_CHANGED in types
     assert all(r["key"] == queue_id for r in rows)
+
+
+def test_legacy_payload_takes_queue_options_too(client, legacy):
+    r = client("start").post("/queues/start", json={**legacy, "priority": 9, "allow_overlap": True})
+    assert r.status_code == 200, r.text
+    state = client("status").get(f"/queues/{r.json()['data']['queue_id']}").json()["data"]
+    assert state["priority"] == 9 and state["type"] == "api"
+    bad = client("start").post("/queues/start", json={**legacy, "priority": 11})
+    assert bad.status_code == 422 and "priority" in bad.text
