@@ -104,7 +104,7 @@ class QueueService:
         admission.check_overlap(self.store, command, queue_id)
         created = True
         try:
-            self.store.create(queue_id, state.model_dump_json())
+            self.store.create(queue_id, state.model_dump_json(exclude_none=True))
         except AlreadyExists:
             created = False
             state, _ = load(self.store, queue_id)

@@ -83,7 +83,7 @@ def mutate(
                 continue  # maybe only the remembered copy is behind: ask the store
             return state, False
         try:
-            new_rev = store.replace(queue_id, state.model_dump_json(), rev=rev)
+            new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev)
         except RevisionConflict:
             continue
         if monotonic:
