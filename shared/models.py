@@ -116,7 +116,7 @@ def _check_param(key: str, value: Any) -> None:
 class JobRequest(BaseModel):
     """One microservice run; every extra field is a parameter passed to its Job."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     target: Target
     type: TypeName
@@ -150,7 +150,7 @@ class JobRequest(BaseModel):
 class QueueCreate(BaseModel):
     """The seed's original single-loader command."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     symbol: Symbol = Field(examples=["BTCUSDT"])
     type: TypeName = Field(description="Data acquisition method: api, ws, rest", examples=["api"])
@@ -167,7 +167,7 @@ QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
 class QueueStart(BaseModel):
     """A queue: one symbol and time range, one Job per request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     symbol: Symbol = Field(examples=["BTCUSDT"])
     time_range: str = Field(examples=["2024-06-01:2024-06-30"])
@@ -212,7 +212,7 @@ class QueueStart(BaseModel):
 
 
 class QueueStop(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     reason: Annotated[str, StringConstraints(max_length=MAX_STRING)] | None = None
@@ -221,7 +221,7 @@ class QueueStop(BaseModel):
 class Telemetry(BaseModel):
     """What a Job reports on queue-control (the seed's format, plus the Job's identity)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     type: str = "telemetry"
     queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -237,6 +237,8 @@ class Telemetry(BaseModel):
 
 
 class Need(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
     """What a job waits for: another job of the queue reaching a status."""
 
     job: int
@@ -245,6 +247,8 @@ class Need(BaseModel):
 
 
 class JobState(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
     """One request of a queue and the Job that runs it."""
 
     id: str = Field(description="Stable id within the queue; the Job's JOB_ID env")
@@ -271,6 +275,8 @@ class JobState(BaseModel):
 
 
 class QueueState(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
     """The document kept per queue in `queue_state` (the seed's fields plus the jobs)."""
 
     id: str
@@ -317,6 +323,8 @@ class QueueState(BaseModel):
 
 
 class Envelope(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
     """Every response: the seed's {status, message, data}."""
 
     status: str = Field(examples=["success"])
