@@ -24,7 +24,7 @@ def snapshot(state: QueueState) -> Snapshot:
     return state.status.value, {j.id: j.status.value for j in state.jobs}
 
 
-HISTORY = 100
+HISTORY = 64
 """Change events kept in the document for live-update clients that reconnect."""
 _HISTORY_FIELDS = ("job_id", "status", "records_written", "reason", "error_message")
 

@@ -91,8 +91,11 @@ async def read_body(request: Request) -> bytes:
         return cached
     limit = runtime.get().settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+    if declared and declared.isdigit():
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+        request.state.body = await request.body()  # the server enforces the declared length
+        return request.state.body
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
