@@ -42,19 +42,24 @@ def kafka_record(value: dict[str, Any], offset: int) -> dict[str, str]:
 
 
 def run_to_finish(base: str, name: str) -> str:
+    """Play the Jobs: each launched job reports loading, then finished; dependents launch as inputs allow."""
     print(f"\n== seed example: {name}")
     started = call(f"{base}/queues/start", "POST", load(name))
     print(f"  {started['message']}: {started['data']['queue_id']} ({started['data']['launcher']})")
     queue_id = started["data"]["queue_id"]
-    show(base, queue_id, "started")
-    offset = 0
-    for step, status in ((1, "loading"), (2, "finished")):
-        for n, job in enumerate(started["data"]["jobs"]):
+    state = show(base, queue_id, "started")
+    offset, step = 0, 0
+    while state["status"] not in ("finished", "error", "stopped") and step < 20:
+        step += 1
+        for job in state["jobs"]:
+            status = {"launched": "loading", "running": "finished"}.get(job["status"])
+            if status is None:
+                continue
             value = {"type": "telemetry", "queue_id": queue_id, "job_id": job["id"], "status": status,
-                     "records_written": step * 100 + n}
+                     "records_written": 100 * step + job["index"]}
             call(f"{base}/telemetry", "POST", value, kafka_record(value, offset))
             offset += 1
-        show(base, queue_id, status)
+        state = show(base, queue_id, f"round {step}")
     return queue_id
 
 
