@@ -62,6 +62,6 @@ def observe(event_type: str, job: Any) -> JobObserved | None:
         message = failed.get("message") or "the Job failed"
         return JobObserved(queue_id, name, "error", error_message=f"Job failed ({reason}): {message}")
     status = job.get("status") or {}
-    if (status.get("ready") or 0) > 0 or (status.get("active") or 0) > 0:
+    if (status.get("ready") or 0) > 0:  # `active` counts Pending pods too: not running yet
         return JobObserved(queue_id, name, "running")
     return JobObserved(queue_id, name, None)

@@ -386,6 +386,8 @@ class QueueService:
             job = lifecycle.find_job(state, observed.job_name)
             if job is None or job.status in lifecycle.TERMINAL_JOB or state.status in lifecycle.TERMINAL_QUEUE:
                 return False
+            if state.status == QueueStatus.STOPPING:
+                return False  # the stop's own deletions coming back
             probe = Telemetry(queue_id=state.id, job_id=job.id, status="error",
                               error_message="the Job was deleted outside the queue manager before it finished")
             return lifecycle.apply_telemetry(state, probe, stamp)

@@ -42,6 +42,7 @@ class KubeLauncher:
         workers = max(1, min(workers, self._api.configuration.connection_pool_maxsize or workers))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-launch")
         self._pinged = -PING_TTL_S
+        self._classes_seen: dict[str, float] = {}
 
     def close(self) -> None:
         """Release the worker threads and the API connections."""
@@ -77,7 +78,32 @@ class KubeLauncher:
             raise BackendUnavailable("kubernetes", str(e)) from e
         raise BackendUnavailable("kubernetes", f"create Job {name}: it keeps appearing and vanishing")
 
+    def _missing_priority_classes(self, manifests: list[dict[str, Any]]) -> set[str]:
+        """Classes the Jobs name that do not exist: the API server accepts such a Job, then
+        refuses every pod of it, and nothing in the Job's status says so."""
+        wanted = {m["spec"]["template"]["spec"].get("priorityClassName") for m in manifests} - {None}
+        missing = set()
+        for name in wanted:
+            if time.monotonic() - self._classes_seen.get(name, -PING_TTL_S) < PING_TTL_S:
+                continue
+            try:
+                client.SchedulingV1Api(self._api).read_priority_class(name)
+                self._classes_seen[name] = time.monotonic()
+            except ApiException as e:
+                if e.status == 404:
+                    missing.add(name)
+                # 403: not allowed to look (eventing/rbac.yaml grants it); the Job will tell.
+            except _TRANSIENT as e:
+                raise BackendUnavailable("kubernetes", str(e)) from e
+        return missing
+
     def launch(self, manifests: list[dict[str, Any]]) -> list[str]:
+        missing = self._missing_priority_classes(manifests)
+        if missing:
+            refused = [m["metadata"]["name"] for m in manifests
+                       if m["spec"]["template"]["spec"].get("priorityClassName") in missing]
+            why = f"PriorityClass {', '.join(sorted(missing))} does not exist (JOB_PRIORITY_CLASSES)"
+            raise InvalidInput(why, details=[{"job": name, "error": why} for name in refused])
         # In parallel: the API server's latency, not ours, bounds a start. Every
         # create is awaited, so an error names exactly the Jobs that were not made.
         futures = [(m["metadata"]["name"], self._pool.submit(self._create, m)) for m in manifests]

@@ -8,14 +8,15 @@ from shared import cluster
 from tests.factories import binary_event
 
 
-def _job(state, index, *, conditions=(), active=0):
+def _job(state, index, *, conditions=(), active=0, ready=0):
     job = state["jobs"][index]
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": job["job_name"], "namespace": "streamforge",
                      "labels": {"app.kubernetes.io/managed-by": "streamforge-queue-manager",
                                 "streamforge.dev/queue-id": state["id"]}},
-        "status": {"active": active, "conditions": [dict(c, status="True") for c in conditions]},
+        "status": {"active": active, "ready": ready,
+                   "conditions": [dict(c, status="True") for c in conditions]},
     }
 
 
@@ -45,8 +46,10 @@ def test_job_that_exhausts_its_backoff_limit_fails_the_queue_with_the_reason(cli
 
 def test_active_then_complete_moves_the_job_through_running_to_finished(client, realtime):
     state = _queue(client, realtime)
-    _send(client, cluster.UPDATE, _job(state, 2, active=1))
-    _send(client, cluster.UPDATE, _job(state, 3, active=1))
+    _send(client, cluster.UPDATE, _job(state, 2, active=1))  # a Pending pod is not running yet
+    assert client("status").get(f"/queues/{state['id']}").json()["data"]["jobs"][2]["status"] == "launched"
+    _send(client, cluster.UPDATE, _job(state, 2, active=1, ready=1))
+    _send(client, cluster.UPDATE, _job(state, 3, active=1, ready=1))
     after = client("status").get(f"/queues/{state['id']}").json()["data"]
     assert [j["status"] for j in after["jobs"][2:5]] == ["running", "running", "launched"]
     _send(client, cluster.UPDATE, _job(state, 0, conditions=[{"type": "Complete"}]))

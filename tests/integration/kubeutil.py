@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -149,3 +150,79 @@ def status_of(fn: Callable[[], Any]) -> int:
     except ApiException as e:
         return int(e.status)
     return 200
+
+
+# ---------------------------------------------------------------------------------------------
+# The functions as a real server fed by a real Job watch (test_kube_reconcile, _admission).
+# ---------------------------------------------------------------------------------------------
+
+
+class Reconciler:
+    """Functions-framework serving target `all` with the test's environment (same state store as
+    the in-process functions: another instance), and a JobWatcher posting the namespace's Job
+    events to it as ApiServerSource does."""
+
+    def __init__(self, kube: Kube, log_dir: Any) -> None:
+        import os
+
+        from tests.servers import FunctionServer
+
+        self.kube = kube
+        self.server = FunctionServer("all", dict(os.environ), log_dir)
+        self.watcher: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, watch: bool = True) -> Reconciler:
+        self.server.start()
+        if watch:
+            from shared.kube_watch import JobWatcher
+
+            self.watcher = JobWatcher(self.kube.cp.api_client(), self.kube.namespace, self.server.url + "/")
+            self._thread = threading.Thread(target=self.watcher.run, args=(self._stop,), daemon=True,
+                                            name="job-watcher")
+            self._thread.start()
+        return self
+
+    def stop_watching(self) -> None:
+        """No Job event reaches the functions after this returns."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=20)
+            assert not self._thread.is_alive(), "the JobWatcher did not stop"
+            self._thread = None
+        if self.watcher is not None:
+            self.watcher.sink.close()
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return self.server.call(method, path, body)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.server.log_path.read_text(errors="replace")[-chars:]
+
+    def close(self) -> None:
+        self.stop_watching()
+        self.server.stop()
+
+
+def queue_state(client: Any, queue_id: str) -> dict[str, Any]:
+    r = client("status").get(f"/queues/{queue_id}")
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def job_targets(found: list[Any]) -> list[str]:
+    """The targets of Jobs (from their labels), sorted."""
+    from shared import constants
+
+    return sorted(job_labels(j)[constants.LABEL_TARGET] for j in found)
+
+
+def confirm_stopped(client: Any, kube: Kube, queue_id: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for the cluster to drop every Job and pod of the queue, then let the sweep confirm it."""
+    kube.wait("every Job and pod of the queue gone",
+              lambda: not kube.queue_jobs(queue_id) and not kube.queue_pods(queue_id), timeout=timeout)
+    if queue_state(client, queue_id)["status"] == "stopping":
+        swept = client("stop").post("/sweep")
+        assert swept.status_code == 200, swept.text
+    return queue_state(client, queue_id)

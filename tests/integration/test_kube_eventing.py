@@ -26,6 +26,7 @@ pytestmark = pytest.mark.kube
 EVENTING = ROOT / "eventing"
 CORE = {
     "rbac.yaml": ["ServiceAccount", "Role", "RoleBinding", "ServiceAccount", "Role", "RoleBinding"],
+    "rbac-cluster.yaml": ["ClusterRole", "ClusterRoleBinding"],
     "config.yaml": ["ConfigMap"],
     "namespace.yaml": ["Namespace"],
     "secrets.example.yaml": ["Secret", "Secret"],
@@ -56,6 +57,8 @@ def test_core_manifests_pass_the_api_servers_validation(kube: Kube, filename: st
         "ConfigMap": lambda n: core.read_namespaced_config_map(n, kube.namespace),
         "Secret": lambda n: core.read_namespaced_secret(n, kube.namespace),
         "Namespace": lambda n: core.read_namespace(n),
+        "ClusterRole": lambda n: rbac.read_cluster_role(n),
+        "ClusterRoleBinding": lambda n: rbac.read_cluster_role_binding(n),
     }
     for doc in docs:
         name = doc["metadata"]["name"]
