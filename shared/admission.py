@@ -10,12 +10,16 @@ what users expect.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from shared import lineage, scheduling
+from shared import lifecycle, lineage, metrics, scheduling
 from shared.errors import Conflict
 from shared.leases import GLOBAL, Slots
 from shared.models import JobState, JobStatus, QueueStart, QueueState, QueueStatus, parse_time_range
 from shared.state import StateStore
+
+if TYPE_CHECKING:
+    from shared.service import QueueService
 
 ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
 SLOT_WAIT = "waiting for slot: "
@@ -103,5 +107,34 @@ def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None
                 details=[{"queue_id": other.id, "requests": [list(c) for c in clash]}])
 
 
-__all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "check_overlap", "gate", "holder", "lineage",
-           "waiting_for_slots"]
+def after_report(service: QueueService, state: QueueState, reporter: str | None, ended: list[str]) -> None:
+    """Count the jobs that ended, keep the reporter's lease alive, free the ended jobs' slots."""
+    for job in state.jobs:
+        if job.id in ended:
+            metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
+    slots = service.slots
+    if slots is None:
+        return
+    reporting = lifecycle.find_job(state, reporter) if reporter else None
+    if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
+        slots.renew(reporting.target, holder(state, reporting))  # alive: keep its lease
+    # Jobs the failure policy stopped or skipped end too.
+    ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
+    release(service, state, ended)
+
+
+def release(service: QueueService, state: QueueState, job_ids: list[str]) -> None:
+    """Free the slots of jobs that ended, then let the best waiting queue take them."""
+    slots = service.slots
+    if slots is None or not job_ids:
+        return
+    for job in state.jobs:
+        if job.id in job_ids and slots.limited(job.target):
+            slots.release(job.target, holder(state, job))
+    for waiting in waiting_for_slots(service.store)[:5]:
+        if waiting.id != state.id:
+            service.advance(waiting.id)
+
+
+__all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "after_report", "check_overlap", "gate", "holder",
+           "lineage", "release", "waiting_for_slots"]

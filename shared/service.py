@@ -9,8 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import admission, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling
-from shared.bus import CONTROL, EVENTS, Bus
+from shared import admission, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling, stopping
+from shared.bus import EVENTS, Bus
+from shared.clock import now
 from shared.cluster import JobObserved
 from shared.config import Settings
 from shared.errors import BackendUnavailable, ClientError, Conflict, NotFound
@@ -25,8 +26,6 @@ REFUSED = "launch refused: "
 _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _seconds_between(start: str, end: str) -> float:
@@ -241,90 +240,16 @@ class QueueService:
         return jobs.render(queue=state, job=job, jobs=self.settings.jobs, kafka=self.settings.kafka,
                            arango_url=self.settings.arango.url, arango_db=self.settings.arango.db)
 
-    # -- stop --------------------------------------------------------------
+    # -- stop and cluster truth: shared/stopping.py -----------------------
 
     def stop(self, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
-        """Tell the Jobs on queue-control and mark the queue `stopping`.
-
-        The Jobs are deleted after the grace period (`finish_stop`, called by the
-        stop function after it answered, or by the sweep); the queue is
-        `stopped` only once the cluster has none of its Jobs or pods left. With
-        the local launcher nothing runs, so the stop completes at once.
-
-        :raises NotFound:
-        :raises BackendUnavailable:
-        """
-        stamp = now()
-
-        def change(state: QueueState) -> bool:
-            if not lifecycle.request_stop(state, reason, stamp):
-                return False
-            outbox.add(state, channel=CONTROL, type_=constants.CE_STOP_COMMAND,
-                       id_=f"{queue_id}/stop-command", source=self.source, now=stamp,
-                       data={"type": "stop", "command": "stop", "queue_id": queue_id,
-                             "reason": state.stop_reason})
-            return True
-
-        state, changed = mutate(self.store, queue_id, outbox.tracked(change, source=self.source, now=stamp))
-        metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()
-        # Publish the stop command before deleting, so running Jobs can flush their counts.
-        self._flush(state)
-        if state.status == QueueStatus.STOPPING and (
-            self.launcher.kind == "local" or self.settings.jobs.stop_grace_seconds <= 0
-        ):
-            state = self.finish_stop(queue_id)
-        return state, changed
+        return stopping.stop(self, queue_id, reason=reason)
 
     def finish_stop(self, queue_id: str) -> QueueState:
-        """Delete the queue's Jobs; mark it `stopped` if the cluster confirms none is left."""
-        state, _ = load(self.store, queue_id)
-        if state.status != QueueStatus.STOPPING:
-            return state
-        self.launcher.delete_queue(queue_id)
-        left = self.launcher.remaining(queue_id)
-        if left:
-            return state  # Job delete events or the next sweep finish it
-        stamp = now()
+        return stopping.finish_stop(self, queue_id)
 
-        def done(s: QueueState) -> bool:
-            if not lifecycle.finish_stop(s, stamp):
-                return False
-            outbox.add(s, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED, id_=f"{queue_id}/stopped",
-                       source=self.source, now=stamp,
-                       data={"queue_id": queue_id, "reason": s.stop_reason, "records_written": s.records_written})
-            return True
-
-        state, changed = mutate(self.store, queue_id, outbox.tracked(done, source=self.source, now=stamp))
-        if changed:
-            self._release(state, [j.id for j in state.jobs])
-        self._flush(state)
-        return state
-
-    def _slot_bookkeeping(self, state: QueueState, reporter: str | None, ended: list[str]) -> None:
-        for job in state.jobs:
-            if job.id in ended:
-                metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
-        slots = self.slots
-        if slots is None:
-            return
-        reporting = lifecycle.find_job(state, reporter) if reporter else None
-        if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
-            slots.renew(reporting.target, admission.holder(state, reporting))  # alive: keep its lease
-        # Jobs the failure policy stopped or skipped end too.
-        ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
-        self._release(state, ended)
-
-    def _release(self, state: QueueState, job_ids: list[str]) -> None:
-        """Free the slots of jobs that ended, then let the best waiting queue take them."""
-        slots = self.slots
-        if slots is None or not job_ids:
-            return
-        for job in state.jobs:
-            if job.id in job_ids and slots.limited(job.target):
-                slots.release(job.target, admission.holder(state, job))
-        for waiting in admission.waiting_for_slots(self.store)[:5]:
-            if waiting.id != state.id:
-                self.advance(waiting.id)
+    def cluster_event(self, observed: JobObserved) -> str:
+        return stopping.cluster_event(self, observed)
 
     # -- telemetry ---------------------------------------------------------
 
@@ -360,51 +285,10 @@ class QueueService:
             # Only a status change can make another job ready; counts alone cannot.
             state, _ = self.advance(telemetry.queue_id)
         if changed:
-            self._slot_bookkeeping(state, telemetry.job_id, ended)
+            admission.after_report(self, state, telemetry.job_id, ended)
         outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
         metrics.TELEMETRY.labels(outcome).inc()
         return outcome
-
-    def cluster_event(self, observed: JobObserved) -> str:
-        """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
-        if observed.pod:
-            try:
-                state = self.get(observed.queue_id)
-            except NotFound:
-                return "unknown_queue"
-            if state.status != QueueStatus.STOPPING:
-                return "no_news"
-            return "applied" if self.finish_stop(state.id).status == QueueStatus.STOPPED else "duplicate"
-        if not observed.deleted:
-            if observed.status is None:
-                return "no_news"
-            return self.telemetry(Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
-                                            status=observed.status, error_message=observed.error_message))
-        stamp = now()
-
-        def vanished(state: QueueState) -> bool:
-            job = lifecycle.find_job(state, observed.job_name)
-            if job is None or job.status in lifecycle.TERMINAL_JOB or state.status in lifecycle.TERMINAL_QUEUE:
-                return False
-            if state.status == QueueStatus.STOPPING:
-                return False  # the stop's own deletions coming back
-            probe = Telemetry(queue_id=state.id, job_id=job.id, status="error",
-                              error_message="the Job was deleted outside the queue manager before it finished")
-            return lifecycle.apply_telemetry(state, probe, stamp)
-
-        try:
-            state, changed = mutate(self.store, observed.queue_id,
-                                    outbox.tracked(vanished, source=self.source, now=stamp))
-        except NotFound:
-            return "unknown_queue"
-        if state.status == QueueStatus.STOPPING:
-            before = state.status
-            state = self.finish_stop(state.id)  # a stop waits for exactly these deletions
-            return "applied" if state.status != before else "duplicate"
-        if changed:
-            self.advance(state.id)
-            self._slot_bookkeeping(state, None, [])
-        return "applied" if changed else "duplicate"
 
     # -- queries -----------------------------------------------------------
 

@@ -1,0 +1,117 @@
+"""Stopping queues and taking the cluster's word: the parts of the service that
+wait for Kubernetes rather than for the Jobs' own telemetry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared import admission, constants, lifecycle, metrics, outbox
+from shared.bus import CONTROL, EVENTS
+from shared.clock import now
+from shared.cluster import JobObserved
+from shared.errors import NotFound
+from shared.models import QueueState, QueueStatus, Telemetry
+from shared.state import load, mutate
+
+if TYPE_CHECKING:
+    from shared.service import QueueService
+
+
+def stop(service: QueueService, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
+    """Tell the Jobs on queue-control and mark the queue `stopping`.
+
+    The Jobs are deleted after the grace period (`finish_stop`, called by the
+    stop function after it answered, or by the sweep); the queue is
+    `stopped` only once the cluster has none of its Jobs or pods left. With
+    the local launcher nothing runs, so the stop completes at once.
+
+    :raises NotFound:
+    :raises BackendUnavailable:
+    """
+    stamp = now()
+
+    def change(state: QueueState) -> bool:
+        if not lifecycle.request_stop(state, reason, stamp):
+            return False
+        outbox.add(state, channel=CONTROL, type_=constants.CE_STOP_COMMAND,
+                   id_=f"{queue_id}/stop-command", source=service.source, now=stamp,
+                   data={"type": "stop", "command": "stop", "queue_id": queue_id,
+                         "reason": state.stop_reason})
+        return True
+
+    state, changed = mutate(service.store, queue_id, outbox.tracked(change, source=service.source, now=stamp))
+    metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()
+    # Publish the stop command before deleting, so running Jobs can flush their counts.
+    service._flush(state)
+    if state.status == QueueStatus.STOPPING and (
+        service.launcher.kind == "local" or service.settings.jobs.stop_grace_seconds <= 0
+    ):
+        state = service.finish_stop(queue_id)
+    return state, changed
+
+def finish_stop(service: QueueService, queue_id: str) -> QueueState:
+    """Delete the queue's Jobs; mark it `stopped` if the cluster confirms none is left."""
+    state, _ = load(service.store, queue_id)
+    if state.status != QueueStatus.STOPPING:
+        return state
+    service.launcher.delete_queue(queue_id)
+    left = service.launcher.remaining(queue_id)
+    if left:
+        return state  # Job delete events or the next sweep finish it
+    stamp = now()
+
+    def done(s: QueueState) -> bool:
+        if not lifecycle.finish_stop(s, stamp):
+            return False
+        outbox.add(s, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED, id_=f"{queue_id}/stopped",
+                   source=service.source, now=stamp,
+                   data={"queue_id": queue_id, "reason": s.stop_reason, "records_written": s.records_written})
+        return True
+
+    state, changed = mutate(service.store, queue_id, outbox.tracked(done, source=service.source, now=stamp))
+    if changed:
+        admission.release(service, state, [j.id for j in state.jobs])
+    service._flush(state)
+    return state
+
+
+def cluster_event(service: QueueService, observed: JobObserved) -> str:
+    """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
+    if observed.pod:
+        try:
+            state = service.get(observed.queue_id)
+        except NotFound:
+            return "unknown_queue"
+        if state.status != QueueStatus.STOPPING:
+            return "no_news"
+        return "applied" if service.finish_stop(state.id).status == QueueStatus.STOPPED else "duplicate"
+    if not observed.deleted:
+        if observed.status is None:
+            return "no_news"
+        return service.telemetry(Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
+                                        status=observed.status, error_message=observed.error_message))
+    stamp = now()
+
+    def vanished(state: QueueState) -> bool:
+        job = lifecycle.find_job(state, observed.job_name)
+        if job is None or job.status in lifecycle.TERMINAL_JOB or state.status in lifecycle.TERMINAL_QUEUE:
+            return False
+        if state.status == QueueStatus.STOPPING:
+            return False  # the stop's own deletions coming back
+        probe = Telemetry(queue_id=state.id, job_id=job.id, status="error",
+                          error_message="the Job was deleted outside the queue manager before it finished")
+        return lifecycle.apply_telemetry(state, probe, stamp)
+
+    try:
+        state, changed = mutate(service.store, observed.queue_id,
+                                outbox.tracked(vanished, source=service.source, now=stamp))
+    except NotFound:
+        return "unknown_queue"
+    if state.status == QueueStatus.STOPPING:
+        before = state.status
+        state = service.finish_stop(state.id)  # a stop waits for exactly these deletions
+        return "applied" if state.status != before else "duplicate"
+    if changed:
+        service.advance(state.id)
+        admission.after_report(service, state, None, [])
+    return "applied" if changed else "duplicate"
