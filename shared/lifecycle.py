@@ -18,9 +18,7 @@ counted.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from shared import lineage, naming
+from shared import clock, lineage, naming
 from shared.errors import InvalidInput
 from shared.models import JobState, JobStatus, Need, QueueStart, QueueState, QueueStatus, Telemetry
 
@@ -98,18 +96,11 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
         mode=command.mode,
         on_failure=command.on_failure,
         priority=command.priority,
-        deadline_at=_plus(now, command.timeout_seconds),
+        deadline_at=None if command.timeout_seconds is None else clock.plus(now, command.timeout_seconds),
         started_at=now,
         updated_at=now,
         jobs=jobs,
     )
-
-
-def _plus(stamp: str, seconds: int | None) -> str | None:
-    if seconds is None:
-        return None
-    at = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _max_str(a: str | None, b: str | None) -> str | None:

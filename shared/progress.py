@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from shared import clock
 from shared.models import JobStatus, QueueState, parse_time_range
 
 DONE = (JobStatus.FINISHED, JobStatus.SKIPPED)
@@ -17,13 +18,12 @@ DONE = (JobStatus.FINISHED, JobStatus.SKIPPED)
 
 def _instant(text: str) -> dt.datetime | None:
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return clock.parse(text)
     except ValueError:
-        try:
+        try:  # epoch seconds or milliseconds
             return dt.datetime.fromtimestamp(float(text) / (1000 if float(text) > 1e11 else 1), dt.UTC)
         except ValueError:
             return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def fraction(status: JobStatus, last_loaded: str | None, time_range: str) -> float:

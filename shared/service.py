@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import admission, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling, stopping
+from shared import admission, clock, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling, stopping
 from shared.bus import EVENTS, Bus
 from shared.clock import now
 from shared.cluster import JobObserved
@@ -26,11 +25,6 @@ REFUSED = "launch refused: "
 _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
 
 
-
-
-def _seconds_between(start: str, end: str) -> float:
-    parse = dt.datetime.fromisoformat
-    return max(0.0, (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds())
 
 
 def queue_id_for(idempotency_key: str | None) -> str:
@@ -151,9 +145,11 @@ class QueueService:
             for job in state.jobs:
                 if job.id in allowed and job.status == JobStatus.PENDING:
                     slots.release(job.target, admission.holder(state, job))
-        for job in state.jobs:
-            if job.id in claimed and state.started_at:
-                metrics.ADMISSION_WAIT.labels(job.target).observe(_seconds_between(state.started_at, stamp))
+        if state.started_at:
+            waited = max(0.0, clock.seconds_between(state.started_at, stamp))
+            for job in state.jobs:
+                if job.id in claimed:
+                    metrics.ADMISSION_WAIT.labels(job.target).observe(waited)
         ids = set(claimed)
         if retry_unconfirmed:
             ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}

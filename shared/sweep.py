@@ -8,27 +8,24 @@ slots freed by expiry, and events left in an outbox by a Kafka outage.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from shared import admission, lifecycle
+from shared import admission, clock, lifecycle
 from shared.errors import QueueManagerError
 from shared.models import JobStatus, QueueState, QueueStatus
-from shared.service import QueueService, now
+from shared.service import QueueService
 
 UNCONFIRMED_AFTER_S = 60.0
 RECENT = 200
 """How many of the newest ended queues (per status) the sweep checks for unpublished events."""
 
 
-def _age(stamp: str | None, at: dt.datetime) -> float:
-    if not stamp:
-        return 0.0
-    return (at - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+def _age(stamp: str | None, at: str) -> float:
+    return clock.seconds_between(stamp, at) if stamp else 0.0
 
 
 def sweep(service: QueueService) -> dict[str, Any]:
-    at = dt.datetime.fromisoformat(now().replace("Z", "+00:00"))
+    at = clock.now()
     report: dict[str, list[str]] = {"timed_out": [], "stopped": [], "relaunched": [], "flushed": [],
                                     "renewed": [], "failed": []}
     grace = service.settings.jobs.stop_grace_seconds

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import events, metrics, runtime
+from shared import clock, events, metrics, runtime
 from shared.errors import (
     BackendUnavailable,
     ClientError,
@@ -66,16 +66,10 @@ def reply(inbound: events.Inbound, code: int, message: str, data: Any, *, event_
         return envelope(code, message, data)
     event = events.make(type_=event_type, source=runtime.get().settings.event_source,
                         subject=str(data.get("queue_id", "")) if isinstance(data, dict) else "",
-                        id_=event_id, time=_now(), data={"status": "success", "message": message,
+                        id_=event_id, time=clock.now(), data={"status": "success", "message": message,
                                                          "data": data})
     headers, body = events.http_reply(event)
     return Response(body, status_code=code, headers=headers)
-
-
-def _now() -> str:
-    from shared.service import now
-
-    return now()
 
 
 async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
