@@ -49,20 +49,23 @@ def _competes(slots: Slots, a: str, b: str) -> bool:
     return a == b or (GLOBAL in slots.limits)
 
 
+def _waits_for_slot(job: JobState) -> bool:
+    return job.status == JobStatus.PENDING and (job.waiting or "").startswith(SLOT_WAIT)
+
+
 def waiting_for_slots(store: StateStore) -> list[QueueState]:
     """Queues with ready jobs held back by a slot, best first."""
-    found = [q for q in active_queues(store)
-             if any(j.status == JobStatus.PENDING and (j.waiting or "").startswith(SLOT_WAIT) for j in q.jobs)]
+    found = [q for q in active_queues(store) if any(_waits_for_slot(j) for j in q.jobs)]
     return sorted(found, key=_rank)
 
 
-def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState) -> bool:
+def outranked(waiting: list[QueueState], slots: Slots, state: QueueState, job: JobState) -> bool:
+    """Whether a queue in `waiting` (from `waiting_for_slots`) should get the slot first."""
     mine = _rank(state)
-    for other in waiting_for_slots(store):
+    for other in waiting:
         if other.id == state.id or _rank(other) >= mine:
             continue
-        if any(j.status == JobStatus.PENDING and (j.waiting or "").startswith(SLOT_WAIT)
-               and _competes(slots, j.target, job.target) for j in other.jobs):
+        if any(_waits_for_slot(j) and _competes(slots, j.target, job.target) for j in other.jobs):
             return True
     return False
 
@@ -71,10 +74,14 @@ def gate(store: StateStore, slots: Slots, state: QueueState) -> tuple[set[str], 
     """(jobs allowed to launch now, why the others wait)."""
     allowed: set[str] = set()
     blocked: dict[str, str] = {}
+    waiting: list[QueueState] | None = None  # one scan of the other queues per call, only if needed
     for job in scheduling.ready(state):
         if not slots.limited(job.target):
             allowed.add(job.id)
-        elif outranked(store, slots, state, job):
+            continue
+        if waiting is None:
+            waiting = waiting_for_slots(store)
+        if outranked(waiting, slots, state, job):
             blocked[job.id] = SLOT_WAIT + f"{job.target}: queues of higher priority are waiting first"
         elif slots.acquire(job.target, holder(state, job)):
             allowed.add(job.id)
