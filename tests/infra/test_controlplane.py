@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import kubernetes.config
@@ -15,30 +15,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.infra.kube import ControlPlane
+from tests.infra.kube import ControlPlane, wait_for
 
 pytestmark = pytest.mark.kube
 
 T = TypeVar("T")
-
-
-def wait_for(
-    cp: ControlPlane,
-    what: str,
-    fn: Callable[[], T | None],
-    timeout: float = 60.0,
-    interval: float = 0.2,
-) -> T:
-    """Poll ``fn`` until it returns a truthy value; fail with the component logs."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    cp.check_alive()
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}\n{cp.logs_tail()}")
 
 
 @pytest.fixture

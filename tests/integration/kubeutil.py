@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import pytest
 from kubernetes import client
 
 from shared import jobs, runtime
 from shared.launch.kube import KubeLauncher
+from tests.infra import kube
 from tests.infra.kube import ControlPlane
 
 T = TypeVar("T")
@@ -24,16 +23,14 @@ NOWHERE = {"streamforge.test/no-such-node": "true"}  # a nodeSelector no node ma
 
 def wait_for(cp: ControlPlane, what: str, fn: Callable[[], T], timeout: float = 60.0,
              interval: float = 0.2) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with the component logs."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    cp.check_alive()
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}\n{cp.logs_tail(20)}")
+    return kube.wait_for(cp, what, fn, timeout, interval, log_lines=20)
+
+
+def start_queue(client: Any, payload: dict[str, Any]) -> str:
+    """Start through the in-process `start` function; the queue id."""
+    r = client("start").post("/queues/start", json=payload)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]["queue_id"]
 
 
 def close_launcher() -> None:

@@ -28,6 +28,7 @@ from tests.integration.kubeutil import (
     is_complete,
     phase,
     queue_state,
+    start_queue,
     use_launcher,
 )
 
@@ -61,10 +62,7 @@ def configure(kube_env: Kube, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) ->
         r.close()
 
 
-def start(client: Any, payload: dict[str, Any]) -> str:
-    r = client("start").post("/queues/start", json=payload)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]["queue_id"]
+start = start_queue
 
 
 def job(client: Any, queue_id: str) -> dict[str, Any]:

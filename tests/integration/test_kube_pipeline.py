@@ -15,7 +15,7 @@ import pytest
 
 from shared import constants, runtime
 from shared.examples import load
-from tests.integration.kubeutil import KEEP_RUNNING, Kube, confirm_stopped, names, phase, queue_state
+from tests.integration.kubeutil import KEEP_RUNNING, Kube, confirm_stopped, names, phase, queue_state, start_queue
 
 pytestmark = pytest.mark.kube
 
@@ -29,10 +29,7 @@ def pipeline_env(kube_env: Kube, monkeypatch: pytest.MonkeyPatch) -> Kube:
     return kube_env
 
 
-def start(client: Any, payload: dict[str, Any]) -> str:
-    r = client("start").post("/queues/start", json=payload)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]["queue_id"]
+start = start_queue
 
 
 def in_cluster(kube: Kube, queue_id: str) -> list[str]:

@@ -29,6 +29,7 @@ from tests.integration.kubeutil import (
     names,
     phase,
     queue_state,
+    start_queue,
 )
 
 pytestmark = pytest.mark.kube
@@ -55,10 +56,7 @@ def serve(kube_env: Kube, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Ite
         r.close()
 
 
-def start(client: Any, payload: dict[str, Any]) -> str:
-    r = client("start").post("/queues/start", json=payload)
-    assert r.status_code == 200, r.text
-    return r.json()["data"]["queue_id"]
+start = start_queue
 
 
 def wait_status(kube: Kube, client: Any, served: Reconciler, queue_id: str, status: str,
