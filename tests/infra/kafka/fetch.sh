@@ -15,7 +15,7 @@ pom="$here/pom.xml"
 force=0
 [[ "${1:-}" == "--force" ]] && force=1
 
-version="$(sed -n 's:^[[:space:]]*<kafka.version>\([0-9][^<]*\)</kafka.version>.*:\1:p' "$pom" | head -n1)"
+version="$(sed -n 's:^[[:space:]]*<kafka.version>\([0-9][^<]*\)</kafka.version>.*:\1:p' "$pom" | sed -n 1p)"
 if [[ -z "$version" ]]; then
   echo "fetch.sh: cannot read <kafka.version> from $pom" >&2
   exit 2
