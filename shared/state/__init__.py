@@ -78,12 +78,14 @@ def mutate(
     for attempt in range(MAX_ATTEMPTS):
         found = _take(store, queue_id) if monotonic and attempt == 0 else None
         state, rev = found or load(store, queue_id)
+        status = state.status
         if not change(state):
             if found:
                 continue  # maybe only the remembered copy is behind: ask the store
             return state, False
         try:
-            new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev)
+            new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev,
+                                    same_status=state.status == status)
         except RevisionConflict:
             continue
         if monotonic:

@@ -91,7 +91,7 @@ class ArangoStore:
         doc = self._guard(self._col.get, key)
         return None if doc is None else (_text(doc), str(doc["_rev"]))
 
-    def replace(self, key: str, doc: str, *, rev: str) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
         body = {**json.loads(doc), "_key": key, "_rev": rev}
         try:
             meta = self._guard(self._col.replace, body, check_rev=True)

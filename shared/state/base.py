@@ -29,8 +29,11 @@ class StateStore(Protocol):
     def get(self, key: str) -> tuple[str, str] | None:
         """(document JSON, revision), or None."""
 
-    def replace(self, key: str, doc: str, *, rev: str) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
         """Replace the document if its revision is still `rev`; return the new one.
+
+        `same_status`: the caller vouches that the document's top-level `status`
+        is unchanged, so a backend that copies it into an index may skip that.
 
         :raises RevisionConflict:
         """

@@ -115,6 +115,23 @@ def test_list_filters_sorts_and_pages(store):
     assert total == 5 and [d["id"] for d in page] == [docs[2]["id"], docs[1]["id"]]
 
 
+def test_status_filter_follows_replaces(store):
+    """A status change is found by the filter; `same_status` writes keep it found."""
+    symbol = "S" + uuid.uuid4().hex[:8].upper()
+    doc = _doc(symbol=symbol, status="pending")
+    rev = _put(store, doc)
+    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading"}), rev=rev)
+    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading", "records_written": 7}), rev=rev,
+                        same_status=True)
+
+    def ids(status):
+        return [json.loads(t)["id"] for t in store.list(status=status, symbol=symbol, limit=5, offset=0)[0]]
+
+    assert ids("loading") == [doc["id"]] and ids("pending") == []
+    store.replace(doc["id"], json.dumps({**doc, "status": "finished"}), rev=rev)
+    assert ids("finished") == [doc["id"]] and ids("loading") == []
+
+
 def test_count_by_status(store):
     before = store.count_by_status()
     for s in ("loading", "loading", "stopped"):
