@@ -114,17 +114,18 @@ def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None
                 details=[{"queue_id": other.id, "requests": [list(c) for c in clash]}])
 
 
-def after_report(service: QueueService, state: QueueState, reporter: str | None, ended: list[str]) -> None:
-    """Count the jobs that ended, keep the reporter's lease alive, free the ended jobs' slots."""
+def after_report(service: QueueService, state: QueueState, reporters: list[str], ended: list[str]) -> None:
+    """Count the jobs that ended, keep the reporters' leases alive, free the ended jobs' slots."""
     for job in state.jobs:
         if job.id in ended:
             metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
     slots = service.slots
     if slots is None:
         return
-    reporting = lifecycle.find_job(state, reporter) if reporter else None
-    if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
-        slots.renew(reporting.target, holder(state, reporting))  # alive: keep its lease
+    for reporter in reporters:
+        reporting = lifecycle.find_job(state, reporter)
+        if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
+            slots.renew(reporting.target, holder(state, reporting))  # alive: keep its lease
     # Jobs the failure policy stopped or skipped end too.
     ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
     release(service, state, ended)

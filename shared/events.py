@@ -78,9 +78,13 @@ def _binary(headers: dict[str, str], body: bytes) -> Inbound:
     )
 
 
-def decode(headers: dict[str, str], body: bytes) -> Inbound:
-    """:raises ClientError: malformed JSON or CloudEvent."""
-    headers = {k.lower(): v for k, v in headers.items()}
+def decode(headers: dict[str, str], body: bytes, *, lowered: bool = False) -> Inbound:
+    """`lowered`: the header names are lower-case already.
+
+    :raises ClientError: malformed JSON or CloudEvent.
+    """
+    if not lowered:
+        headers = {k.lower(): v for k, v in headers.items()}
     if "ce-specversion" in headers:
         return _binary(headers, body)
     if not is_cloudevent(headers):

@@ -133,19 +133,28 @@ def find_job(state: QueueState, job_id: str) -> JobState | None:
     return None
 
 
+def check_telemetry(telemetry: Telemetry) -> JobStatus | None:
+    """The job status a report names, if any.
+
+    :raises InvalidInput: unknown status word.
+    """
+    if telemetry.status is None:
+        return None
+    status = TELEMETRY_STATUS.get(telemetry.status.lower())
+    if status is None:
+        raise InvalidInput(
+            f"unknown telemetry status {telemetry.status!r}",
+            details=[{"loc": ["status"], "msg": f"one of {sorted(TELEMETRY_STATUS)}"}],
+        )
+    return status
+
+
 def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
     """Merge one telemetry message; False when it told us nothing new.
 
     :raises InvalidInput: unknown status word.
     """
-    status = None
-    if telemetry.status is not None:
-        status = TELEMETRY_STATUS.get(telemetry.status.lower())
-        if status is None:
-            raise InvalidInput(
-                f"unknown telemetry status {telemetry.status!r}",
-                details=[{"loc": ["status"], "msg": f"one of {sorted(TELEMETRY_STATUS)}"}],
-            )
+    status = check_telemetry(telemetry)
     if telemetry.job_id is not None:
         job = find_job(state, telemetry.job_id)
         targets = [job] if job else []

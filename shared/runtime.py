@@ -7,6 +7,7 @@ the environment.
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from shared import metrics
 from shared.bus import Bus, open_bus
 from shared.config import Settings
 from shared.constants import LEASE_COLLECTION
+from shared.intake import Intake
 from shared.service import QueueService
 from shared.state import StateStore, open_store
 
@@ -35,6 +37,11 @@ class Runtime:
         """
         return (self.store.backend != "sqlite" or self.bus.kind != "local"
                 or self.settings.jobs.launcher != "local")
+
+    @functools.cached_property
+    def intake(self) -> Intake:
+        """Telemetry's group commit (shared/intake.py)."""
+        return Intake(self.service.telemetry_batch, offload=self.networked)
 
     def close(self) -> None:
         self.bus.close()

@@ -8,12 +8,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import admission, clock, constants, jobs, lifecycle, lineage, metrics, outbox, scheduling, stopping
+from shared import admission, clock, constants, jobs, lifecycle, lineage, metrics, outbox, reports, scheduling, stopping
 from shared.bus import EVENTS, Bus
 from shared.clock import now
 from shared.cluster import JobObserved
 from shared.config import Settings
-from shared.errors import BackendUnavailable, ClientError, Conflict, NotFound
+from shared.errors import BackendUnavailable, ClientError, Conflict
 from shared.launch import Launcher, open_launcher
 from shared.leases import Slots
 from shared.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
@@ -23,8 +23,6 @@ REFUSED = "launch refused: "
 
 # Queue ids derived from idempotency keys live in their own UUID namespace.
 _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
-
-
 
 
 def queue_id_for(idempotency_key: str | None) -> str:
@@ -255,36 +253,14 @@ class QueueService:
         :raises InvalidInput: unknown status word.
         :raises BackendUnavailable:
         """
-        stamp = now()
-        matched = moved = True
-        ended: list[str] = []
-
-        def change(state: QueueState) -> bool:
-            nonlocal matched, moved
-            if telemetry.job_id is not None and lifecycle.find_job(state, telemetry.job_id) is None:
-                matched = False
-                return False
-            before = [j.status for j in state.jobs]
-            changed = lifecycle.apply_telemetry(state, telemetry, stamp)
-            moved = before != [j.status for j in state.jobs]
-            ended[:] = [j.id for j, was in zip(state.jobs, before, strict=True)
-                        if j.status != was and j.status in lifecycle.TERMINAL_JOB]
-            return changed
-
-        try:
-            state, changed = mutate(self.store, telemetry.queue_id,
-                                    outbox.tracked(change, source=self.source, now=stamp), monotonic=True)
-        except NotFound:
-            metrics.TELEMETRY.labels("unknown_queue").inc()
-            return "unknown_queue"
-        if (changed and moved) or state.outbox or state.cleanup:
-            # Only a status change can make another job ready; counts alone cannot.
-            state, _ = self.advance(telemetry.queue_id)
-        if changed:
-            admission.after_report(self, state, telemetry.job_id, ended)
-        outcome = "unknown_job" if not matched else "applied" if changed else "duplicate"
-        metrics.TELEMETRY.labels(outcome).inc()
+        outcome = reports.merge(self, [telemetry])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
         return outcome
+
+    def telemetry_batch(self, batch: list[Telemetry]) -> list[reports.Outcome]:
+        """Merge reports that arrived together: one write per queue (see shared/reports.py)."""
+        return reports.merge(self, batch)
 
     # -- queries -----------------------------------------------------------
 

@@ -113,5 +113,5 @@ def cluster_event(service: QueueService, observed: JobObserved) -> str:
         return "applied" if state.status != before else "duplicate"
     if changed:
         service.advance(state.id)
-        admission.after_report(service, state, None, [])
+        admission.after_report(service, state, [], [])
     return "applied" if changed else "duplicate"

@@ -79,8 +79,11 @@ async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
+_BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
+
+
 async def read_body(request: Request) -> bytes:
-    cached = getattr(request.state, "body", None)
+    cached: bytes | None = request.scope.get(_BODY)
     if cached is not None:  # read before, by the all-in-one router
         return cached
     limit = runtime.get().settings.max_body_bytes
@@ -88,21 +91,23 @@ async def read_body(request: Request) -> bytes:
     if declared and declared.isdigit():
         if int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
-        request.state.body = await request.body()  # the server enforces the declared length
-        return request.state.body
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    request.state.body = b"".join(chunks)
-    return request.state.body
+        body = await request.body()  # the server enforces the declared length
+    else:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    request.scope[_BODY] = body
+    return body
 
 
 async def read_inbound(request: Request) -> events.Inbound:
-    # items() is one pass; dict(Headers) looks every key up again by a linear scan.
-    return events.decode(dict(request.headers.items()), await read_body(request))
+    # ASGI servers hand header names over lower-cased: one pass, no re-parsing.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    return events.decode(headers, await read_body(request), lowered=True)
 
 
 def validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -164,7 +169,7 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params
 async def serve(request: Request, *, function: str, routes: list[Route]) -> Response:
     started = time.perf_counter()
     metrics.observe_first_request(function)
-    path = request.url.path.rstrip("/") or "/"
+    path = request.scope["path"].rstrip("/") or "/"
     try:
         handler, params = _match(routes, request.method, path)
         response = await handler(request, params)

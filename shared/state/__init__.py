@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from shared.config import Settings
 from shared.constants import QUEUE_COLLECTION
@@ -18,7 +18,7 @@ from shared.errors import BackendUnavailable, NotFound
 from shared.models import QueueState
 from shared.state.base import AlreadyExists, RevisionConflict, StateStore
 
-__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "load", "mutate", "open_store"]
+__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store"]
 
 MAX_ATTEMPTS = 50
 
@@ -62,6 +62,13 @@ def _keep(store: StateStore, queue_id: str, state: QueueState, rev: str) -> None
         _written[(id(store), queue_id)] = (state, rev)
         while len(_written) > _WRITTEN_MAX:
             _written.popitem(last=False)
+
+
+def forget(store: StateStore, queue_ids: Iterable[str]) -> None:
+    """Drop remembered writes that did not last (a batch rolled back)."""
+    with _written_lock:
+        for queue_id in queue_ids:
+            _written.pop((id(store), queue_id), None)
 
 
 def mutate(

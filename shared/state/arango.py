@@ -7,6 +7,7 @@ them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -98,6 +99,9 @@ class ArangoStore:
         except DocumentRevisionError as e:
             raise RevisionConflict(key) from e
         return str(meta["_rev"])
+
+    def batch(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()  # each document write commits by itself
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int

@@ -6,6 +6,7 @@ than they build dicts, and the hot path (telemetry) does one of each per event.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 
@@ -36,6 +37,13 @@ class StateStore(Protocol):
         is unchanged, so a backend that copies it into an index may skip that.
 
         :raises RevisionConflict:
+        """
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside commit together, or not at all, where the backend can.
+
+        A backend without multi-document transactions (ArangoDB's document API)
+        commits each write by itself: every write is still a compare-and-set.
         """
 
     def list(

@@ -112,6 +112,7 @@ def test_watch_ends_finished_after_telemetry_from_a_thread(sfq, server):
     def telemetry() -> None:
         _report(server, queue_id, jobs[0], "loading", records_written=10,
                 last_loaded_timestamp="2024-06-16T00:00:00Z")
+        time.sleep(0.6)  # longer than the stream's poll: the watch must get to see 50%
         for n, job in enumerate(jobs):
             time.sleep(0.2)
             _report(server, queue_id, job, "finished", records_written=100 * (n + 1))

@@ -1,0 +1,113 @@
+"""Merging the Jobs' telemetry into the queue state, one report or many at once.
+
+Reports that arrive together are merged together: one read-modify-write per
+queue, whatever the number of its reports, and one commit for all queues
+where the store can (see `StateStore.batch`). Each report still gets its own
+outcome, exactly as if it had been merged alone, in arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from shared import admission, lifecycle, metrics, outbox
+from shared.clock import now
+from shared.errors import InvalidInput, NotFound, QueueManagerError
+from shared.models import QueueState, Telemetry
+from shared.state import forget, mutate
+
+if TYPE_CHECKING:
+    from shared.service import QueueService
+
+Outcome = str | QueueManagerError
+"""`applied`, `duplicate`, `unknown_queue`, `unknown_job`; or the error to answer with."""
+
+
+class _Merge:
+    """One queue's reports merged in one compare-and-set."""
+
+    def __init__(self, reports: list[Telemetry], stamp: str) -> None:
+        self.reports = reports
+        self.stamp = stamp
+        self.outcomes: list[str] = []
+        self.moved = False
+        self.ended: list[str] = []
+
+    def __call__(self, state: QueueState) -> bool:
+        # A compare-and-set retry calls this again on a fresher state: start over.
+        self.outcomes, self.moved, self.ended = [], False, []
+        changed = False
+        for report in self.reports:
+            if report.job_id is not None and lifecycle.find_job(state, report.job_id) is None:
+                self.outcomes.append("unknown_job")
+                continue
+            before = [j.status for j in state.jobs]
+            applied = lifecycle.apply_telemetry(state, report, self.stamp)
+            self.outcomes.append("applied" if applied else "duplicate")
+            changed |= applied
+            if before != [j.status for j in state.jobs]:
+                self.moved = True
+                self.ended += [j.id for j, was in zip(state.jobs, before, strict=True)
+                               if j.status != was and j.status in lifecycle.TERMINAL_JOB]
+        return changed
+
+
+def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
+    """Merge `reports`; one outcome per report, in order. Never raises for one report's sake."""
+    stamp = now()
+    outcomes: list[Outcome | None] = [None] * len(reports)
+    by_queue: dict[str, list[int]] = {}
+    for i, report in enumerate(reports):
+        try:
+            lifecycle.check_telemetry(report)
+        except InvalidInput as e:
+            metrics.TELEMETRY.labels("invalid").inc()
+            outcomes[i] = e
+            continue
+        by_queue.setdefault(report.queue_id, []).append(i)
+    merged: dict[str, tuple[QueueState, bool, _Merge]] = {}
+    try:
+        with service.store.batch():
+            for queue_id, indexes in by_queue.items():
+                change = _Merge([reports[i] for i in indexes], stamp)
+                try:
+                    state, changed = mutate(service.store, queue_id,
+                                            outbox.tracked(change, source=service.source, now=stamp),
+                                            monotonic=True)
+                except NotFound:
+                    change.outcomes = ["unknown_queue"] * len(indexes)
+                    continue
+                finally:
+                    for i, outcome in zip(indexes, change.outcomes, strict=False):
+                        outcomes[i] = outcome
+                merged[queue_id] = (state, changed, change)
+    except QueueManagerError as e:
+        # Nothing of the batch was committed (or, without batches, what was is
+        # re-applied as duplicates on redelivery): every report gets the error.
+        forget(service.store, by_queue)
+        return [o if isinstance(o, InvalidInput) else e for o in outcomes]
+    for queue_id, (state, changed, change) in merged.items():
+        try:
+            _follow_up(service, state, changed, change)
+        except QueueManagerError as e:
+            for i in by_queue[queue_id]:
+                outcomes[i] = e
+    done: list[Outcome] = []
+    for result in outcomes:
+        if result is None:
+            raise RuntimeError("a report was left without an outcome")
+        if isinstance(result, str):
+            metrics.TELEMETRY.labels(result).inc()
+        done.append(result)
+    return done
+
+
+def _follow_up(service: QueueService, state: QueueState, changed: bool, change: _Merge) -> None:
+    """After the write: launch what may launch now, publish, free slots."""
+    if (changed and change.moved) or state.outbox or state.cleanup:
+        # Only a status change can make another job ready; counts alone cannot.
+        state, _ = service.advance(state.id)
+    if changed:
+        reporters = {r.job_id for r, o in zip(change.reports, change.outcomes, strict=True) if o == "applied"}
+        admission.after_report(service, state, sorted(r for r in reporters if r), change.ended)
