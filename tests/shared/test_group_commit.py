@@ -1,0 +1,213 @@
+"""Telemetry's group commit: reports merged together answer exactly as if merged one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from shared import runtime
+from shared.errors import BackendUnavailable, InvalidInput, NotFound
+from shared.examples import load
+from shared.intake import Intake
+from shared.models import QueueStart, Telemetry
+from shared.service import QueueService
+from shared.state.sqlite import SqliteStore
+from tests.servers import FunctionServer, base_env
+
+
+def _service(directory: Path) -> QueueService:
+    rt = runtime.get()
+    return QueueService(rt.settings, SqliteStore.at_dir(str(directory)), rt.bus)
+
+
+def _queues(service: QueueService) -> tuple[str, list[str], str, list[str]]:
+    """A historical queue and a real-time one, with ids fixed by idempotency keys."""
+    hist = service.start(QueueStart.parse(load("historical")), idempotency_key="group-hist").state
+    live = service.start(QueueStart.parse({**load("realtime"), "allow_overlap": True}),
+                         idempotency_key="group-live").state
+    return hist.id, [j.id for j in hist.jobs], live.id, [j.id for j in live.jobs]
+
+
+def _reports(hist: str, hist_jobs: list[str], live: str, live_jobs: list[str]) -> list[Telemetry]:
+    raw = []
+    for n, job in enumerate(live_jobs):
+        raw += [{"queue_id": live, "job_id": job, "status": "loading", "records_written": 10 * n},
+                {"queue_id": hist, "job_id": hist_jobs[n % 2], "status": "loading", "records_written": n}]
+    raw += [
+        {"queue_id": live, "job_id": live_jobs[3], "status": "loading", "records_written": 3},  # stale count
+        {"queue_id": hist, "job_id": hist_jobs[0], "status": "finished", "records_written": 500},
+        {"queue_id": hist, "job_id": hist_jobs[0], "status": "loading", "records_written": 400},  # late
+        {"queue_id": hist, "job_id": "no-such-job", "status": "finished"},
+        {"queue_id": "00000000-0000-0000-0000-00000000beef", "status": "finished"},
+        {"queue_id": live, "job_id": live_jobs[1], "status": "exploded"},  # unknown status word
+        {"queue_id": hist, "job_id": hist_jobs[1], "status": "error", "error_message": "exchange 500"},
+        {"queue_id": hist, "job_id": hist_jobs[1], "status": "error", "error_message": "exchange 500"},
+    ]
+    return [Telemetry.model_validate({"type": "telemetry", **r}) for r in raw]
+
+
+def _summary(service: QueueService, queue_id: str) -> dict:
+    state = service.get(queue_id)
+    return {"status": state.status.value, "records": state.records_written, "error": state.error_message,
+            "jobs": [(j.id, j.status.value, j.records_written, j.error_message) for j in state.jobs]}
+
+
+def _outcome(result: object) -> str:
+    return type(result).__name__ if isinstance(result, Exception) else str(result)
+
+
+def test_a_batch_answers_and_ends_exactly_like_one_by_one(isolate_environment):
+    one, batch = _service(isolate_environment / "one"), _service(isolate_environment / "batch")
+    ids = _queues(one)
+    assert _queues(batch) == ids
+    reports = _reports(*ids)
+
+    singly = []
+    for report in reports:
+        try:
+            singly.append(one.telemetry(report))
+        except InvalidInput as e:
+            singly.append(e)
+    together = batch.telemetry_batch(reports)
+
+    assert [_outcome(r) for r in together] == [_outcome(r) for r in singly]
+    assert Counter(map(_outcome, together)) == {"applied": 16, "duplicate": 3, "unknown_job": 1,
+                                                "unknown_queue": 1, "InvalidInput": 1}
+    hist, _, live, _ = ids
+    for queue_id in (hist, live):
+        assert _summary(batch, queue_id) == _summary(one, queue_id)
+    assert _summary(batch, hist)["status"] == "error"  # on_failure=stop took the whole queue down
+
+
+def test_one_write_per_queue_and_one_commit(isolate_environment, monkeypatch):
+    service = _service(isolate_environment)
+    hist, hist_jobs, live, live_jobs = _queues(service)
+    service.telemetry_batch([Telemetry(queue_id=live, job_id=j, status="loading") for j in live_jobs])
+    writes: Counter[str] = Counter()
+    commits = []
+    replace, batch = service.store.replace, service.store.batch
+
+    def counting_replace(key, doc, **kw):
+        writes[key] += 1
+        return replace(key, doc, **kw)
+
+    def counting_batch():
+        commits.append(1)
+        return batch()
+
+    monkeypatch.setattr(service.store, "replace", counting_replace)
+    monkeypatch.setattr(service.store, "batch", counting_batch)
+    counts = [Telemetry(queue_id=live, job_id=job, status="loading", records_written=100 + n)
+              for n in range(5) for job in live_jobs]
+    outcomes = service.telemetry_batch(counts)
+    assert outcomes == ["applied"] * len(counts)
+    assert writes == {live: 1} and len(commits) == 1
+    assert service.get(live).records_written == 104 * len(live_jobs)
+
+
+def test_a_failed_batch_stores_nothing_and_is_redelivered_whole(isolate_environment, monkeypatch):
+    service = _service(isolate_environment)
+    hist, hist_jobs, live, live_jobs = _queues(service)
+    assert service.telemetry(Telemetry(queue_id=hist, job_id=hist_jobs[1], status="loading")) == "applied"
+    before = {q: service.store.get(q)[0] for q in (hist, live)}
+    reports = [Telemetry(queue_id=hist, job_id=hist_jobs[0], status="loading", records_written=7),
+               Telemetry(queue_id=live, job_id=live_jobs[0], status="loading", records_written=9)]
+    replace = service.store.replace
+
+    def failing_second(key, doc, **kw):
+        if key == live:
+            raise BackendUnavailable("state", "disk full")
+        return replace(key, doc, **kw)
+
+    monkeypatch.setattr(service.store, "replace", failing_second)
+    outcomes = service.telemetry_batch(reports)
+    assert [type(o) for o in outcomes] == [BackendUnavailable, BackendUnavailable]
+    assert {q: service.store.get(q)[0] for q in (hist, live)} == before  # the first write rolled back
+    monkeypatch.setattr(service.store, "replace", replace)
+    # Another instance writes once meanwhile: the revision the rolled-back write had claimed.
+    other = _service(isolate_environment)
+    assert other.telemetry(Telemetry(queue_id=hist, job_id=hist_jobs[1], status="loading",
+                                     records_written=5)) == "applied"
+    redelivered = [r.model_copy(update={"records_written": r.records_written + 1}) for r in reports]
+    assert service.telemetry_batch(redelivered) == ["applied", "applied"]  # nothing remembered from the failure
+    jobs = service.get(hist).jobs
+    assert (jobs[0].records_written, jobs[1].records_written) == (8, 5)
+    assert service.get(live).jobs[0].records_written == 10
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["on-loop", "in-thread"])
+def test_intake_merges_what_arrives_in_one_turn(offload):
+    groups: list[list[str]] = []
+    thread_ids: set[int] = set()
+
+    def merge(batch):
+        groups.append([t.queue_id for t in batch])
+        thread_ids.add(threading.get_ident())
+        return [NotFound(f"queue {t.queue_id}") if t.queue_id == "bad" else f"ok:{t.queue_id}" for t in batch]
+
+    intake = Intake(merge, offload=offload)
+
+    async def scenario():
+        ids = ["a", "b", "bad", "c"]
+        first = await asyncio.gather(*(intake.submit(Telemetry(queue_id=i)) for i in ids),
+                                     return_exceptions=True)
+        alone = await intake.submit(Telemetry(queue_id="d"))
+        return first, alone
+
+    first, alone = asyncio.run(scenario())
+    assert first[:2] == ["ok:a", "ok:b"] and first[3] == "ok:c"
+    assert isinstance(first[2], NotFound)
+    assert alone == "ok:d"
+    assert groups == [["a", "b", "bad", "c"], ["d"]]
+    assert (threading.get_ident() in thread_ids) is not offload
+
+
+def test_intake_survives_a_merge_that_breaks():
+    def merge(batch):
+        raise ZeroDivisionError("bug")
+
+    async def scenario():
+        intake = Intake(merge, offload=False)
+        return await asyncio.gather(intake.submit(Telemetry(queue_id="a")), intake.submit(Telemetry(queue_id="b")),
+                                    return_exceptions=True)
+
+    assert [type(r) for r in asyncio.run(scenario())] == [ZeroDivisionError, ZeroDivisionError]
+
+
+def test_concurrent_deliveries_to_the_real_server_are_all_applied(tmp_path):
+    """Many in flight at once, as KafkaSource sends without ordering: no report lost, none counted twice."""
+    with FunctionServer("all", base_env(tmp_path / "state"), tmp_path) as server:
+        code, reply = server.call("POST", "/queues/start", {**load("realtime"), "allow_overlap": True})
+        assert code == 200, reply
+        queue_id, jobs = reply["data"]["queue_id"], [j["id"] for j in reply["data"]["jobs"]]
+        results: list[tuple[int, str]] = []
+        lock = threading.Lock()
+
+        def send(job: str, counts: range) -> None:
+            for n in counts:
+                code, reply = server.call("POST", "/telemetry", {"type": "telemetry", "queue_id": queue_id,
+                                                                 "job_id": job, "status": "loading",
+                                                                 "records_written": n})
+                with lock:
+                    results.append((code, reply["data"].get("outcome")))
+
+        threads = [threading.Thread(target=send, args=(job, range(1, 41))) for job in jobs for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(results) == 2 * 40 * len(jobs)
+        assert {code for code, _ in results} == {200}
+        outcomes = Counter(o for _, o in results)
+        assert set(outcomes) <= {"applied", "duplicate"} and outcomes["applied"] >= 40
+        code, reply = server.call("GET", f"/queues/{queue_id}")
+        state = reply["data"]
+        assert [j["records_written"] for j in state["jobs"]] == [40] * len(jobs)
+        assert state["records_written"] == 40 * len(jobs)
+        assert all(j["status"] == "running" for j in state["jobs"])
+        json.dumps(state)  # the stored document reads back whole
