@@ -27,9 +27,10 @@ Outcome = str | QueueManagerError
 class _Merge:
     """One queue's reports merged in one compare-and-set."""
 
-    def __init__(self, reports: list[Telemetry], stamp: str) -> None:
+    def __init__(self, reports: list[Telemetry], stamp: str, source: str) -> None:
         self.reports = reports
         self.stamp = stamp
+        self.source = source
         self.outcomes: list[str] = []
         self.moved = False
         self.ended: list[str] = []
@@ -42,10 +43,15 @@ class _Merge:
             if report.job_id is not None and lifecycle.find_job(state, report.job_id) is None:
                 self.outcomes.append("unknown_job")
                 continue
-            before = [j.status for j in state.jobs]
+            snapshot = outbox.snapshot(state)
+            before = list(snapshot[1].values())
             applied = lifecycle.apply_telemetry(state, report, self.stamp)
             self.outcomes.append("applied" if applied else "duplicate")
-            changed |= applied
+            if not applied:
+                continue
+            changed = True
+            # Each report's own events, as if it had come alone: no transition is skipped.
+            outbox.record_changes(state, snapshot, source=self.source, now=self.stamp)
             if before != [j.status for j in state.jobs]:
                 self.moved = True
                 self.ended += [j.id for j, was in zip(state.jobs, before, strict=True)
@@ -70,11 +76,9 @@ def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
     try:
         with service.store.batch():
             for queue_id, indexes in by_queue.items():
-                change = _Merge([reports[i] for i in indexes], stamp)
+                change = _Merge([reports[i] for i in indexes], stamp, service.source)
                 try:
-                    state, changed = mutate(service.store, queue_id,
-                                            outbox.tracked(change, source=service.source, now=stamp),
-                                            monotonic=True)
+                    state, changed = mutate(service.store, queue_id, change, monotonic=True)
                 except NotFound:
                     change.outcomes = ["unknown_queue"] * len(indexes)
                     continue
