@@ -65,17 +65,18 @@ def _binary(headers: dict[str, str], body: bytes) -> Inbound:
     """Binary mode read straight off the headers: the hot path of every delivery."""
     if headers["ce-specversion"] != SPECVERSION:
         raise ClientError(f"unsupported CloudEvents specversion {headers['ce-specversion']!r}")
-    attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
-    missing = [a for a in REQUIRED if not attrs.get(a)]
+    ce: dict[str, Any] = {}
+    extensions: dict[str, Any] = {}
+    for key, value in headers.items():
+        if key.startswith("ce-"):
+            name = key[3:]
+            (ce if name in CORE else extensions)[name] = value
+    missing = [a for a in REQUIRED if not ce.get(a)]
     if missing:
         raise ClientError(f"malformed CloudEvent: missing {', '.join('ce-' + m for m in missing)}")
     if "content-type" in headers:
-        attrs["datacontenttype"] = headers["content-type"]
-    return Inbound(
-        data=_json(body, "CloudEvent data"),
-        ce={k: v for k, v in attrs.items() if k in CORE},
-        extensions={k: v for k, v in attrs.items() if k not in CORE},
-    )
+        ce["datacontenttype"] = headers["content-type"]
+    return Inbound(data=_json(body, "CloudEvent data"), ce=ce, extensions=extensions)
 
 
 def decode(headers: dict[str, str], body: bytes, *, lowered: bool = False) -> Inbound:

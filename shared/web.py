@@ -87,7 +87,7 @@ async def read_body(request: Request) -> bytes:
     if cached is not None:  # read before, by the all-in-one router
         return cached
     limit = runtime.get().settings.max_body_bytes
-    declared = request.headers.get("content-length")
+    declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
     if declared and declared.isdigit():
         if int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
