@@ -1,7 +1,8 @@
 """`make bench`: cold start and telemetry throughput, each as a ratio to a bare
 functions-framework function measured side by side in the same run.
 
-    cold start  spawn -> first 200, median of N spawns (ours: /health/ready)
+    cold start  spawn -> first 200, median of N spawns (ours: /health/ready, then a real request);
+                "floor" is the bare function plus the packages every function needs
     throughput  wrk, 1 thread, 16 connections, KafkaSource-shaped telemetry
 """
 
@@ -115,6 +116,9 @@ def main() -> int:
     print(f"cold start: spawn -> first 200, median of {SPAWNS} (readiness probe | first real request)")
     base = cold_start(noop, "noop", "/", env)
     print(f"  {'bare noop':<10} {base * 1000:7.0f} ms")
+    floor = cold_start(HERE / "floor.py", "floor", "/", env, b'{"queue_id": "q"}')
+    print(f"  {'floor':<10} {floor * 1000:7.0f} ms ({floor / base:.2f}x)  bare + pydantic + prometheus-client, "
+          "no project code")
     stop_id = post_start_once(env)
     real = {
         "start": ("/queues/start", json.dumps({**load("legacy"), "allow_overlap": True}).encode()),
