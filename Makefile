@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 TARGET ?= all
 PYTEST_ARGS ?=
 
-.PHONY: help install run run-kafka servers test test-fast lint bench demo clean
+.PHONY: help install bytecode run run-kafka servers test test-fast lint bench demo clean
 
 help:
 	@echo "make run     serve start, stop, telemetry, status locally (embedded default, port $(PORT))"
@@ -28,14 +28,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-run: install
+# The project's bytecode, checked by source hash (a container image's files carry
+# normalised mtimes, and its read-only root can't cache bytecode at run time).
+bytecode: install
+	$(BIN)/python -m compileall -q --invalidation-mode checked-hash functions shared
+
+run: bytecode
 	$(BIN)/functions-framework --source functions/$(TARGET).py --target $(TARGET) --asgi \
 		--host $(HOST) --port $(PORT)
 
 # A real Kafka broker, the functions all-in-one publishing to it, and the KafkaSource
 # stand-in delivering queue-control to them; Ctrl-C stops all three. KAFKA_ARGS e.g.
 # "--kafka-port 9093 --sasl PLAIN --user alice:secret --work-dir .local/kafka".
-run-kafka: install
+run-kafka: bytecode
 	$(BIN)/python -m tests.infra.run_kafka --host $(HOST) --port $(PORT) $(KAFKA_ARGS)
 
 # Real servers for the tests, built or fetched once into ~/.cache/streamforge-qm
@@ -57,7 +62,7 @@ lint: install
 	$(BIN)/ruff check functions shared tests
 	$(BIN)/mypy shared
 
-bench: install servers
+bench: bytecode servers
 	$(BIN)/python -m tests.bench.functions_bench
 	$(BIN)/python -m tests.bench.kafka_bench
 	$(BIN)/python -m tests.bench.kube_bench
