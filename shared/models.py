@@ -4,12 +4,11 @@ Validation lives here so every entry point (HTTP, CloudEvent, Kafka) rejects
 the same bad input with the same field-level message.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -134,7 +133,7 @@ class JobRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _check_params(self) -> JobRequest:
+    def _check_params(self) -> Self:
         params = self.model_extra or {}
         if len(params) > MAX_PARAMS:
             raise ValueError(f"at most {MAX_PARAMS} parameters per request")
@@ -189,14 +188,14 @@ class QueueStart(BaseModel):
     _range = field_validator("time_range")(_check_time_range)
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> QueueStart:
+    def _unique_ids(self) -> Self:
         ids = [r.id for r in self.requests if r.id is not None]
         if len(ids) != len(set(ids)):
             raise ValueError("request ids must be unique within a queue")
         return self
 
     @classmethod
-    def parse(cls, payload: Any) -> QueueStart:
+    def parse(cls, payload: Any) -> Self:
         """Accept both the legacy QueueCreate and the multi-request form."""
         if isinstance(payload, dict) and "requests" not in payload:
             options = {k: payload[k] for k in QUEUE_OPTIONS if k in payload}
@@ -255,13 +254,13 @@ class JobState(BaseModel):
     index: int
     request_id: str | None = None
     streaming: bool = False
-    needs: list[Need] = Field(default_factory=list)
+    needs: list[Need] = Field(default=[])
     waiting: str | None = Field(default=None, description="Why a pending job has not launched yet")
     attempt: int = 0
     created: bool = Field(default=False, description="The launcher confirmed the Job exists")
     target: str
     type: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default={})
     job_name: str
     loader_type: str
     kafka_topic: str | None = None
@@ -302,16 +301,16 @@ class QueueState(BaseModel):
     stop_requested_at: str | None = None
     seq: int = Field(default=0, description="Counts the queue's changes; the id of its live-update events")
     history: list[dict[str, Any]] = Field(
-        default_factory=list, description="The latest change events, for clients that reconnect")
-    cleanup: list[str] = Field(default_factory=list, description="Job names to delete (failure stop)")
+        default=[], description="The latest change events, for clients that reconnect")
+    cleanup: list[str] = Field(default=[], description="Job names to delete (failure stop)")
     unattributed_records: int = Field(
         default=0, description="records_written from queue-level telemetry that names no job"
     )
-    jobs: list[JobState] = Field(default_factory=list)
+    jobs: list[JobState] = Field(default=[])
     idempotency_key: str | None = None
     request_hash: str | None = None
     outbox: list[dict[str, Any]] = Field(
-        default_factory=list, description="Events written with the state, not yet published"
+        default=[], description="Events written with the state, not yet published"
     )
 
     def view(self) -> dict[str, Any]:
