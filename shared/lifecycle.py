@@ -264,28 +264,41 @@ def settle(state: QueueState, changed: bool, now: str) -> bool:
 
 
 def _derive(state: QueueState, now: str) -> bool:
-    """Recompute the queue's aggregate fields; True if any changed."""
+    """Recompute the queue's aggregate fields; True if any changed.
+
+    Runs on every report: fields are compared first and written only when they
+    change (each model attribute write costs more than the comparison).
+    """
     before = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
-    state.records_written = sum(j.records_written for j in state.jobs) + state.unattributed_records
+    records = state.unattributed_records
+    newest = state.last_loaded_timestamp
     for job in state.jobs:
-        state.last_loaded_timestamp = _max_str(state.last_loaded_timestamp, job.last_loaded_timestamp)
+        records += job.records_written
+        newest = _max_str(newest, job.last_loaded_timestamp)
+    if records != state.records_written:
+        state.records_written = records
+    if newest != state.last_loaded_timestamp:
+        state.last_loaded_timestamp = newest
     if state.status not in TERMINAL_QUEUE and state.status != QueueStatus.STOPPING:
         statuses = [j.status for j in state.jobs]
         failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
         settled = all(s in TERMINAL_JOB for s in statuses)
+        status = state.status
         if failed and (state.on_failure == "stop" or settled):
-            state.status = QueueStatus.ERROR
+            status = QueueStatus.ERROR
             state.error_message = "; ".join(
                 f"{j.target}/{j.type}: {j.error_message or 'failed'}" for j in failed
             )
         elif failed:
-            state.status = QueueStatus.LOADING
+            status = QueueStatus.LOADING
         elif settled:
             done = all(s in (JobStatus.FINISHED, JobStatus.SKIPPED) for s in statuses)
-            state.status = QueueStatus.FINISHED if done else QueueStatus.STOPPED
+            status = QueueStatus.FINISHED if done else QueueStatus.STOPPED
         elif any(s != JobStatus.PENDING for s in statuses):
-            state.status = QueueStatus.LOADING
-        if state.status in TERMINAL_QUEUE:
-            state.finished_at = state.finished_at or now
+            status = QueueStatus.LOADING
+        if status != state.status:
+            state.status = status
+        if status in TERMINAL_QUEUE and not state.finished_at:
+            state.finished_at = now
     after = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
     return after != before
