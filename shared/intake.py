@@ -31,6 +31,7 @@ class Intake:
         self._offload = offload
         # Per event loop: futures belong to the loop that made them.
         self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Group] = weakref.WeakKeyDictionary()
+        self._running: set[asyncio.Task[None]] = set()
 
     async def submit(self, report: Telemetry) -> str:
         """The report's outcome once its group is committed.
@@ -52,7 +53,9 @@ class Intake:
         if not group:
             return
         if self._offload:
-            loop.create_task(self._merge_in_thread(group))
+            task = loop.create_task(self._merge_in_thread(group))
+            self._running.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._running.discard)
         else:
             self._settle(group, self._run(group))
 
