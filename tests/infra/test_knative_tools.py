@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,9 @@ def test_funcyamlcheck_rejects(func_bin: Path, name: str) -> None:
         assert needle in proc.stdout, f"{needle!r} not in:\n{proc.stdout}"
 
 
+Invoke = Callable[..., subprocess.CompletedProcess[str]]
+
+
 class RecordingServer:
     """Runs testdata/echo_server.py and collects the requests it records."""
 
@@ -272,6 +276,7 @@ class RecordingServer:
         first = self.proc.stdout.readline()
         assert first.startswith("LISTENING "), first
         self.port = int(first.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}/"
         self.records: queue.Queue[dict] = queue.Queue()
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()
@@ -307,30 +312,21 @@ def fn_dir(tmp_path: Path) -> Path:
     return d
 
 
-def _invoke(
-    func_bin: Path, env: dict[str, str], *args: str, path: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    cmd = [str(func_bin / "func"), "invoke"]
-    if path is not None:
-        cmd += ["--path", str(path)]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120, env=env)
+@pytest.fixture()
+def invoke(func_bin: Path, func_env: dict[str, str]) -> Invoke:
+    """invoke(function dir, target URL, *flags): `func invoke --path DIR --target URL FLAGS...`."""
+
+    def run(path: Path, target: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(func_bin / "func"), "invoke", "--path", str(path), "--target", target, *flags]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=func_env)
+
+    return run
 
 
-def test_func_invoke_http(func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer) -> None:
+def test_func_invoke_http(invoke: Invoke, fn_dir: Path, server: RecordingServer) -> None:
     data = '{"job_id": "j-1", "queue": "default"}'
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/jobs?x=1",
-        "--format",
-        "http",
-        "--data",
-        data,
-        "--content-type",
-        "application/json",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, server.url + "jobs?x=1", "--format", "http", "--data", data,
+                  "--content-type", "application/json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     req = server.next_request()
     assert req["method"] == "POST"
@@ -343,51 +339,22 @@ def test_func_invoke_http(func_bin: Path, func_env: dict[str, str], fn_dir: Path
 
 
 def test_func_invoke_http_file(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer, tmp_path: Path
+    invoke: Invoke, fn_dir: Path, server: RecordingServer, tmp_path: Path
 ) -> None:
     payload = tmp_path / "payload.json"
     payload.write_bytes(b'{"from": "file"}\n')
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/",
-        "--format",
-        "http",
-        "--file",
-        str(payload),
-        "--content-type",
-        "application/json",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, server.url, "--format", "http", "--file", str(payload), "--content-type", "application/json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     req = server.next_request()
     assert req["body"] == '{"from": "file"}\n'  # file content verbatim (no base64)
 
 
 def test_func_invoke_cloudevent(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer
+    invoke: Invoke, fn_dir: Path, server: RecordingServer
 ) -> None:
     data = '{"job_id": "j-2"}'
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/",
-        "--format",
-        "cloudevent",
-        "--data",
-        data,
-        "--content-type",
-        "application/json",
-        "--id",
-        "evt-1",
-        "--source",
-        "/streamforge/test",
-        "--type",
-        "dev.streamforge.job.submitted",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, server.url, "--format", "cloudevent", "--data", data, "--content-type", "application/json",
+                  "--id", "evt-1", "--source", "/streamforge/test", "--type", "dev.streamforge.job.submitted")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     req = server.next_request()
     h = req["headers"]
@@ -404,17 +371,9 @@ def test_func_invoke_cloudevent(
 
 
 def test_func_invoke_cloudevent_defaults(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer
+    invoke: Invoke, fn_dir: Path, server: RecordingServer
 ) -> None:
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/",
-        "--format",
-        "cloudevent",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, server.url, "--format", "cloudevent")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     h = server.next_request()["headers"]
     assert h["ce-type"] == "boson.fn"
@@ -424,59 +383,41 @@ def test_func_invoke_cloudevent_defaults(
 
 
 def test_func_invoke_requires_initialized_function(
-    func_bin: Path, func_env: dict[str, str], tmp_path: Path, server: RecordingServer
+    invoke: Invoke, tmp_path: Path, server: RecordingServer
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/",
-        "--format",
-        "http",
-        path=empty,
-    )
+    proc = invoke(empty, server.url, "--format", "http")
     assert proc.returncode != 0
     assert "no function found" in proc.stdout + proc.stderr
     assert server.records.empty()
 
 
 def test_func_invoke_created_is_enough(
-    func_bin: Path, func_env: dict[str, str], server: RecordingServer, tmp_path: Path
+    invoke: Invoke, server: RecordingServer, tmp_path: Path
 ) -> None:
     # func's loader migrates a func.yaml without specVersion; only `created`
     # is needed for invoke (the JSON schema still requires specVersion).
     (tmp_path / "func.yaml").write_text("created: 2026-01-01T00:00:00Z\n")
-    proc = _invoke(func_bin, func_env, "--target", f"http://127.0.0.1:{server.port}/", "--data", "{}", path=tmp_path)
+    proc = invoke(tmp_path, server.url, "--data", "{}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     req = server.next_request()
     assert "ce-id" not in req["headers"]  # default format is http
 
 
 def test_func_invoke_format_from_func_yaml(
-    func_bin: Path, func_env: dict[str, str], server: RecordingServer, tmp_path: Path
+    invoke: Invoke, server: RecordingServer, tmp_path: Path
 ) -> None:
     (tmp_path / "func.yaml").write_text("specVersion: 0.36.0\ncreated: 2026-01-01T00:00:00Z\ninvoke: cloudevent\n")
-    proc = _invoke(func_bin, func_env, "--target", f"http://127.0.0.1:{server.port}/", path=tmp_path)
+    proc = invoke(tmp_path, server.url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert server.next_request()["headers"]["ce-type"] == "boson.fn"
 
 
 def test_func_invoke_get_still_sends_body(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer
+    invoke: Invoke, fn_dir: Path, server: RecordingServer
 ) -> None:
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{server.port}/q",
-        "--format",
-        "http",
-        "--request-type",
-        "GET",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, server.url + "q", "--format", "http", "--request-type", "GET")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     req = server.next_request()
     assert req["method"] == "GET"
@@ -491,48 +432,32 @@ def failing_server():
 
 
 def test_func_invoke_http_error_status_fails(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, failing_server: RecordingServer
+    invoke: Invoke, fn_dir: Path, failing_server: RecordingServer
 ) -> None:
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{failing_server.port}/",
-        "--format",
-        "http",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, failing_server.url, "--format", "http")
     assert proc.returncode == 1
     assert "(HTTP 500)" in proc.stderr
 
 
 def test_func_invoke_cloudevent_exit_code_ignores_errors(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, failing_server: RecordingServer
+    invoke: Invoke, fn_dir: Path, failing_server: RecordingServer
 ) -> None:
     # Pinned upstream behaviour (knative.dev/func pkg/functions/invoke.go
     # sendEvent): in cloudevent format only an "undelivered" result is an
     # error; a 500 answer (and, observed, even a refused connection) exits 0
     # with no output. Check the server side instead of func's exit code.
-    proc = _invoke(
-        func_bin,
-        func_env,
-        "--target",
-        f"http://127.0.0.1:{failing_server.port}/",
-        "--format",
-        "cloudevent",
-        path=fn_dir,
-    )
+    proc = invoke(fn_dir, failing_server.url, "--format", "cloudevent")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == ""
     assert failing_server.next_request()["method"] == "POST"
 
 
 def test_func_writes_run_data_into_function_dir(
-    func_bin: Path, func_env: dict[str, str], fn_dir: Path, server: RecordingServer
+    invoke: Invoke, fn_dir: Path, server: RecordingServer
 ) -> None:
     # Upstream behaviour: loading a function (fn.NewFunction) creates .func/
     # and a .gitignore containing "/.func" in the function directory.
-    proc = _invoke(func_bin, func_env, "--target", f"http://127.0.0.1:{server.port}/", path=fn_dir)
+    proc = invoke(fn_dir, server.url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (fn_dir / ".func").is_dir()
     assert "/.func" in (fn_dir / ".gitignore").read_text()
