@@ -131,28 +131,30 @@ def start_kafka_or_skip(broker: KafkaBroker) -> KafkaBroker:
         pytest.skip(msg)
 
 
-@pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[KafkaBroker]:
-    """One PLAINTEXT broker for the whole session (don't stop/restart it in a test)."""
-    broker = KafkaBroker(num_partitions=1)
+@contextlib.contextmanager
+def running_kafka(broker: KafkaBroker) -> Iterator[KafkaBroker]:
+    """``broker`` started as start_kafka_or_skip does; stopped, and kafka-python's leaks
+    collected, on the way out."""
     start_kafka_or_skip(broker)
     try:
         yield broker
     finally:
         broker.stop()
         collect_kafka_python_garbage()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker]:
+    """One PLAINTEXT broker for the whole session (don't stop/restart it in a test)."""
+    with running_kafka(KafkaBroker(num_partitions=1)) as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")
 def kafka_sasl_broker() -> Iterator[KafkaBroker]:
     """One SASL_PLAINTEXT broker (mechanism PLAIN, users KAFKA_SASL_USERS) for the session."""
-    broker = KafkaBroker(sasl="PLAIN", users=KAFKA_SASL_USERS)
-    start_kafka_or_skip(broker)
-    try:
+    with running_kafka(KafkaBroker(sasl="PLAIN", users=KAFKA_SASL_USERS)) as broker:
         yield broker
-    finally:
-        broker.stop()
-        collect_kafka_python_garbage()
 
 
 @pytest.fixture

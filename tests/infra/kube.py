@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.waiting import TimedOut, wait_until
+
 T = TypeVar("T")
 
 INFRA_DIR = Path(__file__).resolve().parent
@@ -699,21 +701,17 @@ def main() -> None:
                 cp.check_alive()
 
 
-if __name__ == "__main__":
-    main()
-
-
 def wait_for(cp: ControlPlane, what: str, fn: Callable[[], T | None], timeout: float = 60.0,
              interval: float = 0.2, log_lines: int = 40) -> T:
     """Poll ``fn`` until it returns something truthy; fail with the component logs."""
     import pytest
 
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    cp.check_alive()
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}\n{cp.logs_tail(log_lines)}")
+    try:
+        return wait_until(what, fn, timeout, interval)
+    except TimedOut as e:
+        cp.check_alive()
+        pytest.fail(f"{e}\n{cp.logs_tail(log_lines)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cloudevents.http import CloudEvent
 from cloudevents.kafka import KafkaMessage, from_binary, to_binary
@@ -31,19 +31,7 @@ from shared.examples import load
 from shared.kafka_source import KafkaSourceAdapter
 from tests.infra.kafka_broker import KafkaBroker
 from tests.servers import FunctionServer, base_env
-
-T = TypeVar("T")
-
-
-def wait_until(what: str, fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+from tests.waiting import wait_until
 
 
 class AdapterThread:

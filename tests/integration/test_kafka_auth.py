@@ -12,7 +12,7 @@ import pytest
 
 from shared.bus import client_config
 from shared.examples import load
-from tests.infra.conftest import KAFKA_SASL_USERS, collect_kafka_python_garbage, start_kafka_or_skip
+from tests.infra.conftest import KAFKA_SASL_USERS, collect_kafka_python_garbage, running_kafka
 from tests.infra.kafka_broker import KafkaBroker
 from tests.integration.kafka_support import KafkaStack, as_event, start_queue, wait_status
 
@@ -22,13 +22,8 @@ FAIL_WITHIN = 8.0  # seconds: KAFKA_TIMEOUT_MS (5 s by default) bounds the boots
 
 @pytest.fixture(scope="module")
 def scram_broker() -> Iterator[KafkaBroker]:
-    broker = KafkaBroker(sasl="SCRAM-SHA-256", users=KAFKA_SASL_USERS)
-    start_kafka_or_skip(broker)
-    try:
+    with running_kafka(KafkaBroker(sasl="SCRAM-SHA-256", users=KAFKA_SASL_USERS)) as broker:
         yield broker
-    finally:
-        broker.stop()
-        collect_kafka_python_garbage()
 
 
 @pytest.fixture(params=["PLAIN", "SCRAM-SHA-256"])
