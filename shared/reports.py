@@ -79,13 +79,11 @@ def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
                 change = _Merge([reports[i] for i in indexes], stamp, service.source)
                 try:
                     state, changed = mutate(service.store, queue_id, change, monotonic=True)
+                    merged[queue_id] = (state, changed, change)
                 except NotFound:
                     change.outcomes = ["unknown_queue"] * len(indexes)
-                    continue
-                finally:
-                    for i, outcome in zip(indexes, change.outcomes, strict=False):
-                        outcomes[i] = outcome
-                merged[queue_id] = (state, changed, change)
+                for i, outcome in zip(indexes, change.outcomes, strict=True):
+                    outcomes[i] = outcome
     except QueueManagerError as e:
         # Nothing of the batch was committed (or, without batches, what was is
         # re-applied as duplicates on redelivery): every report gets the error.
