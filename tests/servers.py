@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.infra.children import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 FF = str(Path(sys.executable).parent / "functions-framework")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FunctionServer:

@@ -14,7 +14,6 @@ import os
 import py_compile
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from shared.examples import load
+from tests.infra.children import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -31,12 +31,6 @@ FF = str(Path(sys.executable).parent / "functions-framework")
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", "5"))
 DURATION = os.environ.get("BENCH_DURATION", "5s")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spawn(source: Path, target: str, port: int, env: dict[str, str]) -> subprocess.Popen:

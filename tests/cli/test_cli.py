@@ -19,7 +19,8 @@ import pytest
 
 from shared import cli
 from shared.examples import load
-from tests.servers import ROOT, FunctionServer, base_env, free_port
+from tests.infra.children import free_port
+from tests.servers import ROOT, FunctionServer, base_env
 
 EXAMPLES = ROOT / "shared" / "examples"
 

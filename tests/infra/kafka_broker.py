@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
-import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -47,6 +45,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.infra.children import die_with_parent, free_port
+from tests.infra.kafka_jvm import (
+    KAFKA_DIR,
+    KAFKA_VERSION,
+    CdsArchive,
+    KafkaBrokerError,
+    fetch_kafka_libs,
+    find_java,
+    kafka_version,
+)
+
 __all__ = [
     "KafkaBroker",
     "KafkaBrokerError",
@@ -55,10 +64,6 @@ __all__ = [
     "kafka_version",
 ]
 
-HERE = Path(__file__).resolve().parent
-KAFKA_DIR = HERE / "kafka"
-POM = KAFKA_DIR / "pom.xml"
-FETCH_SCRIPT = KAFKA_DIR / "fetch.sh"
 LOG4J2_CONFIG = KAFKA_DIR / "log4j2.xml"
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -66,7 +71,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 #: JVM flags for the broker. Measured on the 2-core dev/CI machine (5 cold starts each, other
 #: builds running): C1-only JIT + serial GC start the broker in a median 3.1 s vs 4.2 s with
 #: the JVM defaults (tiered C2 + G1), RSS 150 MiB vs 215 MiB; with the AppCDS archive that
-#: _CdsArchive adds automatically, 1.6 s. Throughput is irrelevant for tests. Override with
+#: CdsArchive adds automatically, 1.6 s. Throughput is irrelevant for tests. Override with
 #: ``jvm_opts=`` or ``STREAMFORGE_KAFKA_JVM_OPTS`` (whitespace separated, replaces these).
 DEFAULT_JVM_OPTS: tuple[str, ...] = (
     "-Xms64m",
@@ -94,66 +99,6 @@ STORAGE_TOOL_JVM_OPTS: tuple[str, ...] = (
 # StorageTool argument of the form `SCRAM-SHA-256=[name=alice,password=secret]`; keep them
 # to characters that need no escaping in any of those.
 _CRED_RE = re.compile(r"^[A-Za-z0-9_.@+\-:/!#$%&*?^~]+$")
-
-
-class KafkaBrokerError(RuntimeError):
-    """The broker could not be fetched, formatted, started or stopped."""
-
-
-def kafka_version(pom: Path = POM) -> str:
-    """The Kafka version pinned in tests/infra/kafka/pom.xml."""
-    m = re.search(r"^\s*<kafka\.version>([0-9][^<]*)</kafka\.version>", pom.read_text(), re.M)
-    if not m:
-        raise KafkaBrokerError(f"no <kafka.version> in {pom}")
-    return m.group(1)
-
-
-KAFKA_VERSION = kafka_version()
-
-
-def fetch_kafka_libs(timeout: float = 900.0) -> Path:
-    """Return the directory of broker jars, downloading them with Maven if needed.
-
-    ``STREAMFORGE_KAFKA_LIBS`` overrides the location (no download then).
-    """
-    override = os.environ.get("STREAMFORGE_KAFKA_LIBS")
-    if override:
-        libs = Path(override)
-        if not any(libs.glob("kafka_2.13-*.jar")):
-            raise KafkaBrokerError(f"STREAMFORGE_KAFKA_LIBS={libs} has no kafka_2.13-*.jar")
-        return libs
-    try:
-        proc = subprocess.run(
-            ["bash", str(FETCH_SCRIPT)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise KafkaBrokerError(f"{FETCH_SCRIPT} did not finish in {timeout:.0f}s") from e
-    if proc.returncode != 0:
-        raise KafkaBrokerError(f"{FETCH_SCRIPT} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    if not lines:
-        raise KafkaBrokerError(f"{FETCH_SCRIPT} printed no libs directory")
-    return Path(lines[-1])
-
-
-def find_java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if not java:
-        raise KafkaBrokerError("no `java` on PATH (Kafka 4 needs Java 17+; apt-get install openjdk-17-jre-headless)")
-    return java
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _new_cluster_id() -> str:
@@ -185,83 +130,6 @@ def _tail(path: Path | None, max_lines: int = 60) -> str:
     except OSError as e:  # pragma: no cover
         return f"(cannot read {path}: {e})"
     return "\n".join(data.splitlines()[-max_lines:])
-
-
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
-    # Kill the broker if the Python process that started it dies (e.g. pytest killed -9).
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:
-        pass
-
-
-def _cds_enabled() -> bool:
-    return os.environ.get("STREAMFORGE_KAFKA_CDS", "1") not in ("0", "false", "no", "off")
-
-
-class _CdsArchive:
-    """Application class-data sharing (JDK 13+ dynamic archive) for one JVM command line.
-
-    The first JVM run with a given (java binary, JVM flags, jar set, main class) dumps the
-    classes it loaded into ``<libs>/../cds/<main>-<hash>.jsa`` when it exits
-    (``-XX:ArchiveClassesAtExit``); later runs map it (``-XX:SharedArchiveFile``), which
-    takes roughly a third off the broker's start time. A stale or unusable archive is
-    ignored by the JVM (``-Xshare:auto``). Disable with STREAMFORGE_KAFKA_CDS=0.
-    """
-
-    def __init__(self, java: str, libs: Path, opts: Iterable[str], main: str) -> None:
-        opts = list(opts)
-        self.tmp: Path | None = None
-        self.path: Path | None = None
-        if not _cds_enabled() or any(
-            o == "-Xshare:off" or o.startswith(("-XX:SharedArchiveFile", "-XX:ArchiveClassesAtExit")) for o in opts
-        ):
-            return
-        h = hashlib.sha256()
-        try:
-            st = Path(java).resolve().stat()
-            h.update(f"{Path(java).resolve()}|{st.st_size}|{st.st_mtime_ns}|{main}|{' '.join(opts)}".encode())
-            for jar in sorted(libs.glob("*.jar")):
-                h.update(f"|{jar.name}:{jar.stat().st_size}".encode())
-        except OSError:
-            return
-        self.path = libs.parent / "cds" / f"{main.rsplit('.', 1)[-1]}-{h.hexdigest()[:16]}.jsa"
-
-    def flags(self) -> list[str]:
-        if self.path is None:
-            return []
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            return [f"-XX:SharedArchiveFile={self.path}"]
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return []
-        self.tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-        return [f"-XX:ArchiveClassesAtExit={self.tmp}"]
-
-    def collect(self) -> None:
-        """After the JVM exited: publish a freshly dumped archive (atomically)."""
-        tmp, self.tmp = self.tmp, None
-        if tmp is None:
-            return
-        try:
-            if tmp.is_file() and tmp.stat().st_size > 0:
-                os.replace(tmp, self.path)  # type: ignore[arg-type]
-            else:
-                tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-    def discard(self) -> None:
-        """Forget the archive (used when a JVM that mapped it failed to start)."""
-        self.collect()
-        if self.path is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink(missing_ok=True)
 
 
 _LIVE: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()
@@ -360,7 +228,7 @@ class KafkaBroker:
         self.work_dir: Path | None = None
         self.cluster_id: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._cds: _CdsArchive | None = None
+        self._cds: CdsArchive | None = None
         self._log_fh: Any = None
         self._formatted = False
         self._lock = threading.RLock()
@@ -697,7 +565,7 @@ class KafkaBroker:
         lines += [f"{k}={_props_escape(v)}" for k, v in self._server_properties().items()]
         self.properties_path.write_text("\n".join(lines) + "\n")
 
-    def _java_cmd(self, java: str, libs: Path, opts: Iterable[str], main: str, cds: _CdsArchive) -> list[str]:
+    def _java_cmd(self, java: str, libs: Path, opts: Iterable[str], main: str, cds: CdsArchive) -> list[str]:
         return [
             java,
             *opts,
@@ -712,7 +580,7 @@ class KafkaBroker:
 
     def _format_storage(self, java: str, libs: Path) -> None:
         assert self.work_dir is not None and self.cluster_id is not None
-        cds = _CdsArchive(java, libs, STORAGE_TOOL_JVM_OPTS, "kafka.tools.StorageTool")
+        cds = CdsArchive(java, libs, STORAGE_TOOL_JVM_OPTS, "kafka.tools.StorageTool")
         cmd = self._java_cmd(java, libs, STORAGE_TOOL_JVM_OPTS, "kafka.tools.StorageTool", cds)
         cmd += ["format", "-t", self.cluster_id, "-c", str(self.properties_path)]
         if self.sasl and self.sasl.startswith("SCRAM"):
@@ -732,7 +600,7 @@ class KafkaBroker:
     def _launch(self, java: str, libs: Path) -> None:
         assert self.log_path is not None and self.properties_path is not None
         if self._cds is None:
-            self._cds = _CdsArchive(java, libs, self.jvm_opts, "kafka.Kafka")
+            self._cds = CdsArchive(java, libs, self.jvm_opts, "kafka.Kafka")
         cmd = self._java_cmd(java, libs, self.jvm_opts, "kafka.Kafka", self._cds) + [str(self.properties_path)]
         if self._log_fh is not None:
             self._log_fh.close()
@@ -740,7 +608,7 @@ class KafkaBroker:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
         self._log_fh.write(f"\n==== {stamp} starting broker: {' '.join(cmd)}\n".encode())
         self._log_fh.flush()
-        preexec = _set_pdeathsig if threading.current_thread() is threading.main_thread() else None
+        preexec = die_with_parent(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         self._launch_t0 = time.monotonic()
         self._proc = subprocess.Popen(
             cmd,

@@ -22,12 +22,10 @@ the per-pod annotations that keep a pod Running or make it fail).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from tests.infra.children import die_with_parent, free_port
 from tests.waiting import TimedOut, wait_until
 
 T = TypeVar("T")
@@ -139,21 +138,6 @@ def ensure_binaries(*, build: bool = True, stream: IO[str] | None = None) -> Pat
     if missing:
         raise ControlPlaneError(f"{BUILD_SCRIPT} succeeded but {missing} are missing")
     return directory
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _set_pdeathsig() -> None:
-    # Children die with the test process even if it is SIGKILLed (Linux only).
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -515,7 +499,7 @@ class ControlPlane:
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
-            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self._procs.append(proc)
 

@@ -29,7 +29,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.infra.kafka_broker import KAFKA_VERSION, SASL_MECHANISMS, KafkaBroker, KafkaBrokerError, free_port
+from tests.infra.children import free_port
+from tests.infra.kafka_broker import KAFKA_VERSION, SASL_MECHANISMS, KafkaBroker, KafkaBrokerError
 
 ROOT = Path(__file__).resolve().parents[2]
 FF = str(Path(sys.executable).parent / "functions-framework")

@@ -15,8 +15,9 @@ import pytest
 from kafka import KafkaProducer
 
 from shared.examples import load
+from tests.infra.children import free_port
 from tests.infra.conftest import collect_kafka_python_garbage
-from tests.infra.kafka_broker import KafkaBroker, free_port
+from tests.infra.kafka_broker import KafkaBroker
 from tests.integration.kafka_support import as_event, read_records, wait_until
 from tests.servers import ROOT, FunctionServer, base_env
 
