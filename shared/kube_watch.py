@@ -22,7 +22,7 @@ from kubernetes import client, watch
 
 from shared import cluster, constants
 from shared.config import Settings
-from shared.kafka_source import Delivery, Sink
+from shared.delivery import Delivery, Sink
 
 log = logging.getLogger("streamforge.kube_watch")
 TYPES = {"ADDED": cluster.ADD, "MODIFIED": cluster.UPDATE, "DELETED": cluster.DELETE}

@@ -3,7 +3,7 @@
 from collections import namedtuple
 
 from shared import constants
-from shared.kafka_source import to_delivery
+from shared.delivery import to_delivery
 
 Record = namedtuple("Record", "topic partition offset timestamp key value headers")
 
