@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared import cli
+from shared import cli, cli_api
 from shared.examples import load
 from tests.infra.children import free_port
 from tests.servers import ROOT, FunctionServer, base_env
@@ -144,7 +144,7 @@ def test_watch_exit_codes_for_error_and_stopped(sfq, server):
 def test_retry(sfq, server):
     queue_id = _start(sfq, "legacy")["queue_id"]
     code, _, err = sfq("retry", queue_id)
-    assert code == cli.REFUSED and "only a failed queue can be retried" in err
+    assert code == cli_api.REFUSED and "only a failed queue can be retried" in err
     _report(server, queue_id, None, "error", error_message="boom")
     code, out, _ = sfq("retry", queue_id)
     assert code == 0 and out.strip() == "Queue retried: 1 job(s) relaunched"
@@ -243,7 +243,7 @@ def test_url_and_token_from_env_and_flags(recorder, monkeypatch, capsys):
     assert cli.main(["ls"], out=io.StringIO()) == 0
     assert "Authorization" not in _Recorder.seen[-1]
     _Recorder.status = 503
-    assert cli.main(["ls"], out=io.StringIO()) == cli.UNREACHABLE
+    assert cli.main(["ls"], out=io.StringIO()) == cli_api.UNREACHABLE
     assert "503: backend down" in capsys.readouterr().err
 
 
@@ -258,17 +258,17 @@ def test_unreachable_is_exit_3_with_a_clear_message(capsys):
 def test_usage_errors_are_not_confused_with_queue_states(sfq, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["watch"])
-    assert exit_.value.code == cli.USAGE
+    assert exit_.value.code == cli_api.USAGE
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert sfq("start", "-f", str(bad))[0] == cli.USAGE
-    assert sfq("ls", url="ftp://example")[0] == cli.USAGE
+    assert sfq("start", "-f", str(bad))[0] == cli_api.USAGE
+    assert sfq("ls", url="ftp://example")[0] == cli_api.USAGE
     code, _, err = sfq("start", "-f", str(EXAMPLES / "legacy.json").replace("legacy", "missing"))
-    assert code == cli.USAGE and "cannot read" in err
+    assert code == cli_api.USAGE and "cannot read" in err
     code, _, err = sfq("ls", "--status", "nope")
-    assert code == cli.REFUSED and "unknown status 'nope'" in err
+    assert code == cli_api.REFUSED and "unknown status 'nope'" in err
     code, _, err = sfq("show", "no-such-queue")
-    assert code == cli.REFUSED and "404: queue 'no-such-queue' not found" in err
+    assert code == cli_api.REFUSED and "404: queue 'no-such-queue' not found" in err
 
 
 def test_console_script_is_installed(server):
