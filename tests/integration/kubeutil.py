@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from shared import jobs, runtime
+from shared import constants, jobs, runtime
 from shared.launch.kube import KubeLauncher
 from tests.infra import kube
 from tests.infra.kube import ControlPlane
@@ -19,6 +19,15 @@ from tests.infra.kube import ControlPlane
 T = TypeVar("T")
 KEEP_RUNNING = {"streamforge.test/kwok-keep-running": "true"}
 NOWHERE = {"streamforge.test/no-such-node": "true"}  # a nodeSelector no node matches: pods stay Pending
+
+
+def running_or_pending(manifest: dict[str, Any]) -> None:
+    """Even requests: pods Running forever; odd ones: Pending forever (no node matches)."""
+    template = manifest["spec"]["template"]
+    if int(manifest["metadata"]["labels"][constants.LABEL_JOB_ID]) % 2 == 0:
+        template.setdefault("metadata", {}).setdefault("annotations", {}).update(KEEP_RUNNING)
+    else:
+        template["spec"]["nodeSelector"] = dict(NOWHERE)
 
 
 def wait_for(cp: ControlPlane, what: str, fn: Callable[[], T], timeout: float = 60.0,

@@ -20,7 +20,6 @@ from kubernetes import client as k8s
 from shared import constants, metrics, runtime
 from tests.integration.kubeutil import (
     KEEP_RUNNING,
-    NOWHERE,
     Kube,
     PatchingLauncher,
     Reconciler,
@@ -28,6 +27,7 @@ from tests.integration.kubeutil import (
     is_complete,
     phase,
     queue_state,
+    running_or_pending,
     start_queue,
     use_launcher,
 )
@@ -163,15 +163,6 @@ def test_queue_past_its_deadline_is_stopped_by_the_sweep(configure: Any, kube_en
     assert (state["status"], state["stop_reason"]) == ("stopped", "timeout")
     assert [j["status"] for j in state["jobs"]] == ["stopped", "stopped"]
     assert kube.queue_jobs(queue) == [] and kube.queue_pods(queue) == []
-
-
-def running_or_pending(manifest: dict[str, Any]) -> None:
-    """Even requests: pods Running forever; odd ones: Pending forever (no node matches)."""
-    template = manifest["spec"]["template"]
-    if int(manifest["metadata"]["labels"][constants.LABEL_JOB_ID]) % 2 == 0:
-        template.setdefault("metadata", {}).setdefault("annotations", {}).update(KEEP_RUNNING)
-    else:
-        template["spec"]["nodeSelector"] = dict(NOWHERE)
 
 
 def test_stop_reports_stopped_only_when_no_pod_is_left(configure: Any, kube_env: Kube, client: Any) -> None:

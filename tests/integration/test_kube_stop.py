@@ -20,18 +20,9 @@ import pytest
 
 from shared import constants, runtime
 from shared.examples import load
-from tests.integration.kubeutil import KEEP_RUNNING, NOWHERE, Kube, PatchingLauncher, phase, use_launcher
+from tests.integration.kubeutil import Kube, PatchingLauncher, phase, running_or_pending, use_launcher
 
 pytestmark = pytest.mark.kube
-
-
-def running_or_pending(manifest: dict[str, Any]) -> None:
-    """Even requests: pods Running forever; odd ones: pods Pending forever."""
-    template = manifest["spec"]["template"]
-    if int(manifest["metadata"]["labels"][constants.LABEL_JOB_ID]) % 2 == 0:
-        template.setdefault("metadata", {}).setdefault("annotations", {}).update(KEEP_RUNNING)
-    else:
-        template["spec"]["nodeSelector"] = dict(NOWHERE)
 
 
 def phases(kube: Kube, queue_id: str) -> dict[str, str | None]:
