@@ -44,12 +44,14 @@ run-kafka: bytecode
 	$(BIN)/python -m tests.infra.run_kafka --host $(HOST) --port $(PORT) $(KAFKA_ARGS)
 
 # Real servers for the tests, built or fetched once into ~/.cache/streamforge-qm
-# (cold: ~20 min for the Kubernetes control plane, a few for the rest).
+# (cold: ~20 min for the Kubernetes control plane, a few for the rest, among them Knative's
+# own data planes: tests/infra/dataplane/build.sh).
 servers:
 	bash tests/infra/kafka/fetch.sh
 	bash tests/infra/k8s/build.sh
 	bash tests/infra/knative/build.sh
 	bash tests/infra/func/build.sh
+	bash tests/infra/dataplane/build.sh
 
 test: install servers
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
