@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubernetes import client
 
 from shared import constants, jobs, runtime
 from shared.launch.kube import KubeLauncher
+from tests.conftest import ROOT
 from tests.infra import kube
 from tests.infra.kube import ControlPlane
+
+if TYPE_CHECKING:
+    from tests.infra.apiserver_source import ApiServerSourceAdapter
 
 T = TypeVar("T")
 KEEP_RUNNING = {"streamforge.test/kwok-keep-running": "true"}
@@ -159,14 +162,60 @@ def status_of(fn: Callable[[], Any]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The functions as a real server fed by a real Job watch (test_kube_reconcile, _admission).
+# The functions as a real server fed by Knative's real ApiServerSource adapter
+# (test_kube_reconcile, _admission, _apiserversource).
 # ---------------------------------------------------------------------------------------------
+
+RBAC = ROOT / "eventing" / "rbac.yaml"
+JOB_SOURCE = ROOT / "eventing" / "apiserver-source.yaml"
+
+
+def apply_rbac(kube: Kube, account: str) -> None:
+    """eventing/rbac.yaml in the test's namespace, as users apply it, unless ``account`` exists."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        kube.core.read_namespaced_service_account(account, kube.namespace)
+        return
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    apply(kube.api, RBAC, kube.namespace)
+
+
+def adapter_binary_or_skip() -> None:
+    """The adapter binary (built by tests/infra/dataplane/build.sh): FAIL under $CI, skip otherwise."""
+    import os
+
+    import pytest
+
+    from tests.infra.apiserver_source import AdapterError, binary
+
+    try:
+        binary()
+    except AdapterError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"ApiServerSource adapter unavailable: {e}", pytrace=False)
+        pytest.skip(f"ApiServerSource adapter unavailable: {e}")
+
+
+def job_source(kube: Kube, sink: str, workdir: Any) -> ApiServerSourceAdapter:
+    """The ApiServerSource of eventing/apiserver-source.yaml for ``kube.namespace``, delivering to
+    ``sink``, running as the ServiceAccount it names (with eventing/rbac.yaml's permissions)."""
+    from tests.infra.apiserver_source import ApiServerSourceAdapter, load_source, service_account
+
+    adapter_binary_or_skip()
+    source = load_source(JOB_SOURCE)
+    apply_rbac(kube, service_account(source))
+    token = kube.cp.service_account_token(kube.namespace, service_account(source), create=False)
+    return ApiServerSourceAdapter(source, namespace=kube.namespace, sink=sink, server=kube.cp.server,
+                                  ca_path=kube.cp.ca_path, token=token, workdir=workdir)
 
 
 class Reconciler:
     """Functions-framework serving target `all` with the test's environment (same state store as
-    the in-process functions: another instance), and a JobWatcher posting the namespace's Job
-    events to it as ApiServerSource does."""
+    the in-process functions: another instance), and the real ApiServerSource adapter of
+    eventing/apiserver-source.yaml delivering the namespace's Job and Pod events to it."""
 
     def __init__(self, kube: Kube, log_dir: Any) -> None:
         import os
@@ -174,37 +223,42 @@ class Reconciler:
         from tests.servers import FunctionServer
 
         self.kube = kube
+        self.log_dir = log_dir
         self.server = FunctionServer("all", dict(os.environ), log_dir)
-        self.watcher: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.adapter: ApiServerSourceAdapter | None = None
 
     def start(self, *, watch: bool = True) -> Reconciler:
         self.server.start()
         if watch:
-            from shared.kube_watch import JobWatcher
-
-            self.watcher = JobWatcher(self.kube.cp.api_client(), self.kube.namespace, self.server.url + "/")
-            self._thread = threading.Thread(target=self.watcher.run, args=(self._stop,), daemon=True,
-                                            name="job-watcher")
-            self._thread.start()
+            try:  # the sink is the Service's address: its root path
+                self.adapter = job_source(self.kube, self.server.url, self.log_dir).start()
+            except BaseException:
+                self.server.stop()
+                raise
         return self
 
     def stop_watching(self) -> None:
-        """No Job event reaches the functions after this returns."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=20)
-            assert not self._thread.is_alive(), "the JobWatcher did not stop"
-            self._thread = None
-        if self.watcher is not None:
-            self.watcher.sink.close()
+        """No Job or Pod event reaches the functions after this returns."""
+        if self.adapter is not None:
+            self.adapter.stop()
+
+    def job_events(self) -> list[str]:
+        """The subjects of the Job events the functions acknowledged so far."""
+        assert self.adapter is not None
+        return [s for s in self.adapter.sent() if s.startswith("/apis/batch/v1/")]
+
+    def pod_events(self) -> list[str]:
+        assert self.adapter is not None
+        return [s for s in self.adapter.sent() if s.startswith("/apis/v1/")]  # sic: not /api/v1
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return self.server.call(method, path, body)
 
     def log_tail(self, chars: int = 3000) -> str:
-        return self.server.log_path.read_text(errors="replace")[-chars:]
+        tail = self.server.log_path.read_text(errors="replace")[-chars:]
+        if self.adapter is not None:
+            tail += "\n----- adapter -----\n" + self.adapter.log_tail()[-chars:]
+        return tail
 
     def close(self) -> None:
         self.stop_watching()

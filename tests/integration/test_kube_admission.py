@@ -4,7 +4,8 @@ The same behaviours as tests/functions/test_admission.py (local launcher), prove
 with the Jobs themselves: what matters is which Jobs exist in the cluster, not
 only what the state says. JOB_LIMITS etc. are set before ``runtime.reset()``;
 where a second instance acts (the slot freed by a Job completing, a stop's
-grace period) the functions also run as a real server fed by a JobWatcher.
+grace period) the functions also run as a real server fed by the real
+ApiServerSource adapter (eventing/apiserver-source.yaml).
 """
 
 from __future__ import annotations
@@ -113,13 +114,13 @@ def test_slot_freed_by_a_job_completing_launches_the_next(configure: Any, kube_e
     assert (job(client, second)["status"], job(client, second)["waiting"]) == ("pending", SLOT_FULL)
     assert owners(kube) == [first]
 
-    # No telemetry: kwok completes the first Job, the watcher tells the server, which launches the second.
+    # No telemetry: kwok completes the first Job, the adapter tells the server, which launches the second.
     [created] = kube.wait("the second queue's Job", lambda: kube.queue_jobs(second), timeout=60)
     [done] = kube.queue_jobs(first)
     assert is_complete(done) and done.status.completion_time <= created.metadata.creation_timestamp
     assert queue_state(client, first)["status"] == "finished"
     kube.wait("the second queue finished too", lambda: queue_state(client, second)["status"] == "finished")
-    assert served is not None and served.watcher.delivered >= 4
+    assert served is not None and len(served.job_events()) >= 4
 
 
 def test_lease_left_by_a_killed_function_expires(configure: Any, kube_env: Kube, client: Any) -> None:
