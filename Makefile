@@ -68,6 +68,7 @@ bench: bytecode servers
 	$(BIN)/python -m tests.bench.functions_bench
 	$(BIN)/python -m tests.bench.kafka_bench
 	$(BIN)/python -m tests.bench.kube_bench
+	$(BIN)/python -m tests.bench.concurrency_bench
 
 demo: install
 	@dir=$$(mktemp -d); \
