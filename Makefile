@@ -46,12 +46,13 @@ run-kafka: bytecode
 # Real servers for the tests, built or fetched once into ~/.cache/streamforge-qm
 # (cold: ~20 min for the Kubernetes control plane, a few for the rest, among them Knative's
 # own data planes: tests/infra/dataplane/build.sh).
+# The Java data plane (mostly downloads and a one-threaded compiler) builds beside the Go ones.
 servers:
 	bash tests/infra/kafka/fetch.sh
-	bash tests/infra/k8s/build.sh
-	bash tests/infra/knative/build.sh
-	bash tests/infra/func/build.sh
-	bash tests/infra/dataplane/build.sh
+	@bash tests/infra/dataplane/build.sh java & java=$$!; \
+	bash tests/infra/k8s/build.sh && bash tests/infra/knative/build.sh && bash tests/infra/func/build.sh \
+	  && bash tests/infra/dataplane/build.sh adapter queue promtool; rc=$$?; \
+	wait $$java || rc=1; exit $$rc
 
 test: install servers
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
