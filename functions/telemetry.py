@@ -2,8 +2,11 @@
 
 Accepted: a KafkaSource-wrapped record (`dev.knative.kafka.event`, data =
 the plain JSON a Job wrote), a native `dev.streamforge.queue.telemetry`
-CloudEvent, or the plain JSON posted directly. Anything else on the topic
-(e.g. the manager's own stop commands) is acknowledged and ignored.
+CloudEvent (binary or structured mode; a structured one written to Kafka
+without the `application/cloudevents+json` content-type header arrives
+wrapped and is unwrapped here), or the plain JSON posted directly. Anything
+else on the topic (e.g. the manager's own stop commands) is acknowledged and
+ignored.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import cluster, constants, metrics, runtime, web
+from shared import cluster, constants, events, metrics, runtime, web
 from shared.models import Telemetry
 
 MESSAGES = {
@@ -32,7 +35,7 @@ def _is_telemetry(ce_type: str | None, data: object) -> bool:
 
 
 async def ingest(request: Request, params: web.Params) -> Response:
-    inbound = await web.read_inbound(request)
+    inbound = events.unwrap_kafka_record(await web.read_inbound(request))
     if inbound.ce_type and inbound.ce_type.startswith(cluster.EVENT_PREFIX):
         return await _job_event(inbound.ce_type, inbound.data)
     if not _is_telemetry(inbound.ce_type, inbound.data):

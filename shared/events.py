@@ -2,7 +2,8 @@
 
 In: binary mode (`ce-*` headers), structured mode
 (`application/cloudevents+json`), KafkaSource's wrapping of plain records
-(`dev.knative.kafka.event`, data = the record value), or plain JSON.
+(`dev.knative.kafka.event`, data = the record value; `unwrap_kafka_record`
+reads a wrapped structured-mode event), or plain JSON.
 Out: events with reverse-DNS types, deterministic ids (so consumers can
 de-duplicate), `subject` = queue id, for Kafka's binary binding or HTTP.
 """
@@ -17,6 +18,7 @@ from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
 
+from shared.constants import CE_KAFKA_RECORD
 from shared.errors import ClientError
 
 SPECVERSION = "1.0"
@@ -100,6 +102,26 @@ def decode(headers: dict[str, str], body: bytes, *, lowered: bool = False) -> In
         ce={k: v for k, v in attrs.items() if k in CORE},
         extensions={k: v for k, v in attrs.items() if k not in CORE},
     )
+
+
+STRUCTURED_KEYS = ("specversion", "id", "source", "type")
+
+
+def unwrap_kafka_record(inbound: Inbound) -> Inbound:
+    """KafkaSource takes a record for a CloudEvent only by its headers (`ce_*`, or
+    `content-type: application/cloudevents+json`); a structured-mode event written without
+    that header reaches the sink wrapped, as a `dev.knative.kafka.event` whose data is the
+    whole envelope. Such data (a JSON object with string `specversion`, `id`, `source` and
+    `type`) is read here as the event it is; anything else is returned unchanged.
+
+    :raises ClientError: the envelope is not a valid CloudEvent.
+    """
+    data = inbound.data
+    if inbound.ce_type != CE_KAFKA_RECORD or not isinstance(data, dict):
+        return inbound
+    if not all(isinstance(data.get(k), str) for k in STRUCTURED_KEYS):
+        return inbound
+    return decode({"content-type": "application/cloudevents+json"}, json.dumps(data).encode(), lowered=True)
 
 
 def make(*, type_: str, source: str, subject: str, id_: str, data: dict[str, Any], time: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import uuid
 from typing import Any
 
@@ -16,23 +18,45 @@ def telemetry(queue_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def kafka_source_event(
-    value: dict[str, Any], *, topic: str = "queue-control", partition: int = 0, offset: int = 0,
-    key: str | None = None, namespace: str = "streamforge", name: str = "queue-control-telemetry",
+    value: Any, *, topic: str = "queue-control", partition: int = 0, offset: int = 0,
+    key: str | None = None, headers: list[tuple[str, bytes]] | None = None,
+    timestamp_ms: int = 1717200000000, namespace: str = "streamforge", name: str = "queue-control-telemetry",
 ) -> tuple[dict[str, str], bytes]:
-    """A record as KafkaSource delivers it: binary mode, type dev.knative.kafka.event."""
-    headers = {
+    """The HTTP request Knative's KafkaSource dispatcher POSTs for a Kafka record that is not
+    a CloudEvent (it wraps it as dev.knative.kafka.event, binary mode): headers and body.
+
+    `value` is the record value (a dict is JSON-encoded), `headers` its Kafka headers. What it
+    does not do: pass a record that is a CloudEvent (``ce_*`` headers, or a content-type of
+    application/cloudevents+json) through; the dispatcher's user-agent; retries, ordering,
+    offsets, dead letters. tests/integration/test_kafka_source_format.py compares its output
+    with what the real dispatcher sends for the same records.
+    """
+    # Java's ISO_OFFSET_DATE_TIME: the fraction without trailing zeros, none for whole seconds.
+    stamp = dt.datetime.fromtimestamp(timestamp_ms // 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if timestamp_ms % 1000:
+        stamp += f".{timestamp_ms % 1000:03d}".rstrip("0")
+    out = {
+        "prefer": "reply",
+        "kn-namespace": namespace,
         "ce-specversion": "1.0",
         "ce-id": f"partition:{partition}/offset:{offset}",
         "ce-source": f"/apis/v1/namespaces/{namespace}/kafkasources/{name}#{topic}",
         "ce-type": constants.CE_KAFKA_RECORD,
         "ce-subject": f"partition:{partition}#{offset}",
-        "ce-time": "2024-06-01T00:00:00Z",
-        "content-type": "application/json",
+        "ce-time": stamp + "Z",
+        "ce-knativekafkapartition": str(partition),
+        "ce-knativekafkaoffset": str(offset),
     }
     if key is not None:
-        headers["ce-key"] = key
-        headers["ce-partitionkey"] = key
-    return headers, json.dumps(value).encode()
+        out["ce-key"] = key
+        out["ce-partitionkey"] = key
+    for k, v in headers or []:
+        if k.lower() == "content-type":
+            out["content-type"] = v.decode()
+        else:
+            out["ce-kafkaheader" + re.sub(r"[^a-z0-9]", "", k.lower())] = v.decode()
+    body = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return out, body
 
 
 def binary_event(

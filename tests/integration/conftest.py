@@ -64,8 +64,12 @@ def kube_env(kube: Kube, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kube]:
 # ---------------------------------------------------------------------------------------------
 # Kafka (marker ``kafka``): the real broker from tests/infra (fixtures kafka_broker,
 # kafka_sasl_broker, kafka_broker_factory; under $CI a broker that cannot start FAILS the
-# test), and ``kafka_stack``: this test's topics, functions, adapters and Jobs on it.
+# test), Knative's Kafka data plane (``dataplane``: the dispatcher and receiver jars of
+# tests/infra/dataplane/build.sh, built if missing; same fail-under-CI rule), and
+# ``kafka_stack``: this test's topics, functions, KafkaSource dispatchers and Jobs on it.
 # ---------------------------------------------------------------------------------------------
+
+import os  # noqa: E402
 
 from tests.infra.conftest import (  # noqa: E402,F401
     collect_kafka_python_garbage,
@@ -75,8 +79,27 @@ from tests.infra.conftest import (  # noqa: E402,F401
 )
 
 
+@pytest.fixture(scope="session")
+def dataplane() -> None:
+    """The data-plane jars and Java runtime are there (built now if not)."""
+    import subprocess
+
+    from tests.infra.dataplane import knative
+
+    if not knative.available() and os.environ.get("STREAMFORGE_KUBE_BUILD", "1") != "0":
+        try:
+            knative.build()
+        except (subprocess.CalledProcessError, OSError) as e:
+            print(f"[dataplane] build failed: {e}")
+    if not knative.available():
+        msg = f"Knative data plane not built ({knative.CACHE}): run tests/infra/dataplane/build.sh"
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+
+
 @pytest.fixture
-def kafka_stack(kafka_broker, tmp_path):  # noqa: F811
+def kafka_stack(kafka_broker, dataplane, tmp_path):  # noqa: F811
     from tests.integration.kafka_support import KafkaStack
 
     stack = KafkaStack(kafka_broker, tmp_path)

@@ -2,22 +2,36 @@
 
 A ``KafkaStack`` is one test's view of a broker: its own topics (unique names), the
 functions as a real functions-framework process (target ``all``) configured for Kafka,
-KafkaSource stand-ins delivering ``queue-control`` to it, and a simulated Job that
-writes telemetry the way Jobs do (plain JSON, or a CloudEvent in Kafka binary mode).
+Knative's own KafkaSource dispatcher (tests/infra/dataplane) delivering ``queue-control``
+to them with the contract rendered from eventing/kafka-source.yaml, the real KafkaSink
+receiver for ``queue-control-dlq`` (eventing/kafka-sinks.yaml) as its dead-letter sink, and
+a simulated Job that writes telemetry the way Jobs do (plain JSON, or a CloudEvent in
+Kafka binary mode).
+
+What the stack changes in the parsed manifests, so that tests can share one broker: the
+topic names get the test's suffix (``queue-control-<tag>`` ...) and the KafkaSource's
+consumer group too; addresses are the local ones (contract.py). Anything else a test
+changes (a shorter ``delivery``, ``ordering: unordered``) it changes itself, on the parsed
+manifest, and says so.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
+import http.client
 import json
 import sqlite3
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,50 +42,126 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from shared import constants
 from shared.config import KafkaSettings
 from shared.examples import load
-from shared.kafka_source import KafkaSourceAdapter
+from tests.infra.dataplane import contract as dpc
+from tests.infra.dataplane.knative import Dispatcher, Receiver
 from tests.infra.kafka_broker import KafkaBroker
 from tests.servers import FunctionServer, base_env
 from tests.waiting import wait_until
 
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host", "content-length"})
 
-class AdapterThread:
-    """A KafkaSourceAdapter running in a background thread, with HTTP status counts."""
 
-    def __init__(self, adapter: KafkaSourceAdapter) -> None:
-        self.adapter = adapter
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"adapter-{adapter.group}", daemon=True)
+@dataclass
+class Exchange:
+    """One request a RecordingProxy got, and what it answered (status None: no response)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None = None
+    response: bytes = b""
+    at: float = 0.0
+    done: float = 0.0
+
+
+class RecordingProxy:
+    """A tiny local HTTP server in front of a sink: records every request the data plane
+    makes (headers as sent, lower-cased names) and forwards it to `target`, or, without a
+    target, answers `status` itself (after `delay` seconds). When the target does not answer,
+    the proxy closes the connection without a response, as a dead sink would."""
+
+    def __init__(self, target: str | None = None, status: int = 202, delay: float = 0.0) -> None:
+        self.target = target
+        self.status = status
+        self.delay = delay
+        #: called with each Exchange before it is forwarded (a test's hook into the stream)
+        self.before: Callable[[Exchange], None] | None = None
+        self.exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                n = int(self.headers.get("content-length") or 0)
+                ex = Exchange(self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(n),
+                              at=time.monotonic())
+                with proxy._lock:
+                    proxy.exchanges.append(ex)
+                if proxy.before is not None:
+                    proxy.before(ex)
+                answer = proxy._forward(ex)
+                ex.done = time.monotonic()
+                if answer is None:
+                    self.close_connection = True
+                    return
+                ex.status, headers, ex.response = answer
+                self.send_response(ex.status)
+                for k, v in headers:
+                    if k.lower() not in HOP_BY_HOP:
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(ex.response)))
+                self.end_headers()
+                with contextlib.suppress(OSError):  # the data plane gave up waiting (or stopped)
+                    self.wfile.write(ex.response)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="recording-proxy", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _forward(self, ex: Exchange) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        if self.target is None:
+            time.sleep(self.delay)
+            return self.status, [], b""
+        parts = urllib.parse.urlsplit(self.target)
+        path = (parts.path.rstrip("/") + ex.path) if ex.path != "/" else (parts.path or "/")
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         try:
-            self.adapter.run(self._stop)
-        except BaseException as e:  # surfaced by check()
-            self.error = e
+            conn.request("POST", path, body=ex.body,
+                         headers={k: v for k, v in ex.headers.items() if k not in HOP_BY_HOP})
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
 
-    def check(self) -> None:
-        if self.error is not None:
-            raise AssertionError(f"adapter crashed: {self.error!r}") from self.error
+    @property
+    def statuses(self) -> collections.Counter[int | None]:
+        with self._lock:
+            return collections.Counter(ex.status for ex in self.exchanges)
 
-    def wait_handled(self, n: int, timeout: float = 60.0) -> None:
-        """Until `n` records were delivered or dead-lettered."""
-        def done() -> bool:
-            self.check()
-            return self.adapter.delivered + self.adapter.dead_lettered >= n
-        wait_until(f"{n} records handled by {self.adapter.group} (now {self.adapter.delivered} delivered, "
-                   f"{self.adapter.dead_lettered} dead-lettered)", done, timeout)
+    def requests(self) -> list[Exchange]:
+        with self._lock:
+            return list(self.exchanges)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.adapter.stop()
-        self._thread.join(30)
-        self.adapter.close()
+    def wait_requests(self, n: int, timeout: float = 60.0) -> list[Exchange]:
+        """Until `n` requests came and were answered (or given up on)."""
+        def answered() -> list[Exchange] | None:
+            got = self.requests()
+            return got if len(got) >= n and all(ex.done for ex in got) else None
+        return wait_until(f"{n} requests at {self.url} (have {len(self.exchanges)})", answered, timeout,
+                          interval=0.05)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 @dataclass
 class Job:
-    """A simulated Job: reports telemetry on queue-control, keyed by queue id."""
+    """A simulated Job: reports telemetry on queue-control, keyed by queue id.
+
+    Modes: ``json`` (plain JSON, no headers), ``json+ct`` (plain JSON with a
+    ``content-type: application/json`` header), ``cloudevent`` (Kafka binary mode),
+    ``structured`` (a structured-mode CloudEvent envelope as the value, *without* the
+    ``application/cloudevents+json`` content-type header) and ``structured+ct`` (with it)."""
 
     producer: KafkaProducer
     topic: str
@@ -83,15 +173,24 @@ class Job:
         self.sent.append((mode, body))
         return self.send(mode, body)
 
-    def send(self, mode: str, body: dict[str, Any]) -> Any:
-        key = body["queue_id"].encode()
-        if mode == "json":
-            return self.producer.send(self.topic, value=json.dumps(body).encode(), key=key)
-        assert mode == "cloudevent"
-        event = CloudEvent({"type": constants.CE_TELEMETRY, "source": f"/jobs/{body['job_id']}",
-                            "id": f"{body['job_id']}/{body['status']}/{body['records_written']}",
-                            "subject": body["queue_id"], "datacontenttype": "application/json"}, body)
-        msg = to_binary(event)
+    @staticmethod
+    def event(body: dict[str, Any]) -> CloudEvent:
+        return CloudEvent({"type": constants.CE_TELEMETRY, "source": f"/jobs/{body['job_id']}",
+                           "id": f"{body['job_id']}/{body['status']}/{body['records_written']}",
+                           "subject": body["queue_id"], "datacontenttype": "application/json"}, body)
+
+    def send(self, mode: str, body: dict[str, Any], key: bytes | None = None) -> Any:
+        key = body["queue_id"].encode() if key is None else key
+        if mode in ("json", "json+ct"):
+            headers = [("content-type", b"application/json")] if mode == "json+ct" else []
+            return self.producer.send(self.topic, value=json.dumps(body).encode(), key=key, headers=headers)
+        if mode in ("structured", "structured+ct"):
+            event = self.event(body)
+            envelope = {**event.get_attributes(), "data": body}
+            headers = [("content-type", b"application/cloudevents+json")] if mode == "structured+ct" else []
+            return self.producer.send(self.topic, value=json.dumps(envelope).encode(), key=key, headers=headers)
+        assert mode == "cloudevent", mode
+        msg = to_binary(self.event(body))
         return self.producer.send(self.topic, value=msg.value, key=key, headers=list(msg.headers.items()))
 
     def flush(self, timeout: float = 60) -> None:
@@ -140,18 +239,55 @@ def as_event(record: Any) -> CloudEvent:
     return from_binary(KafkaMessage(headers=dict(record.headers or []), key=record.key, value=record.value))
 
 
+
+class Source:
+    """One KafkaSource as the real dispatcher runs it: its contract, the process, and the
+    proxy recording what the dispatcher sent to the sink (None if the sink is direct)."""
+
+    def __init__(self, stack: KafkaStack, manifest: dict[str, Any], dispatcher: Dispatcher,
+                 proxy: RecordingProxy | None) -> None:
+        self.stack = stack
+        self.manifest = manifest
+        self.dispatcher = dispatcher
+        self.proxy = proxy
+        self.group = manifest["spec"]["consumerGroup"]
+
+    def committed(self) -> dict[int, int | None]:
+        return self.stack.committed(self.group)
+
+    def wait_committed(self, timeout: float = 60.0) -> None:
+        """Until the group's committed offsets on queue-control reach the topic's end offsets
+        (the dispatcher commits what it handled every auto.commit.interval.ms, 5 s)."""
+        self.stack.wait_committed(self.group, timeout)
+
+    def stop(self) -> None:
+        self.dispatcher.stop()
+
+
 class KafkaStack:
-    def __init__(self, broker: KafkaBroker, tmp: Path, partitions: int = 3) -> None:
+    def __init__(self, broker: KafkaBroker, tmp: Path, partitions: int = 3, *,
+                 auth: dpc.LocalAuth | None = None, kubeconfig: Path | None = None,
+                 namespace: str = dpc.NAMESPACE) -> None:
+        """`auth`, `kubeconfig`: for a SASL broker, the Secret the data plane reads (created by
+        the test in `namespace` on the control plane `kubeconfig` points at)."""
         self.broker = broker
         self.tmp = tmp
-        tag = uuid.uuid4().hex[:8]
+        self.tag = tag = uuid.uuid4().hex[:8]
         self.control, self.events, self.dlq = f"queue-control-{tag}", f"queue-events-{tag}", f"queue-dlq-{tag}"
-        for topic in (self.control, self.events, self.dlq):
+        for topic in (self.control, self.events):
             broker.create_topic(topic, partitions, exist_ok=True)
+        # The KafkaSink controller creates its topic with the manifest's numPartitions.
+        broker.create_topic(self.dlq, int(self.dlq_manifest()["spec"]["numPartitions"]), exist_ok=True)
         self.local_dir = tmp / "local"
+        self.auth = auth or dpc.LocalAuth()
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
         self.servers: list[FunctionServer] = []
-        self.adapters: list[AdapterThread] = []
+        self.sources: list[Source] = []
+        self.receivers: list[Receiver] = []
+        self.proxies: list[RecordingProxy] = []
         self.producers: list[KafkaProducer] = []
+        self._dlq_receiver: Receiver | None = None
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -172,6 +308,22 @@ class KafkaStack:
         env.update(extra)
         return base_env(self.local_dir, **env)
 
+    # -- manifests --------------------------------------------------------------------------
+
+    def source_manifest(self) -> dict[str, Any]:
+        """eventing/kafka-source.yaml's KafkaSource, parsed, with this stack's topic and group."""
+        source = copy.deepcopy(dpc.manifest("kafka-source.yaml", "KafkaSource"))
+        assert source["spec"]["topics"] == ["queue-control"], source["spec"]["topics"]
+        source["spec"]["topics"] = [self.control]
+        source["spec"]["consumerGroup"] = f"{source['spec']['consumerGroup']}-{self.tag}"
+        return source
+
+    def dlq_manifest(self) -> dict[str, Any]:
+        """eventing/kafka-sinks.yaml's KafkaSink queue-control-dlq, with this stack's topic."""
+        sink = copy.deepcopy(dpc.manifest("kafka-sinks.yaml", "KafkaSink", "queue-control-dlq"))
+        sink["spec"]["topic"] = self.dlq
+        return sink
+
     # -- parts ----------------------------------------------------------------------------------
 
     def functions(self, target: str = "all", **extra: str) -> FunctionServer:
@@ -179,15 +331,50 @@ class KafkaStack:
         self.servers.append(server)
         return server.start()
 
-    def adapter(self, sink: str, group: str | None = None, settings: KafkaSettings | None = None,
-                **kw: Any) -> AdapterThread:
-        kw.setdefault("dead_letter_topic", self.dlq)
-        kw.setdefault("backoff_delay", 0.05)
-        adapter = KafkaSourceAdapter(settings or self.settings(), self.control, sink,
-                                     group=group or f"telemetry-{uuid.uuid4().hex[:6]}", **kw)
-        thread = AdapterThread(adapter)
-        self.adapters.append(thread)
-        return thread
+    def dead_letter_sink(self) -> Receiver:
+        """The real KafkaSink receiver for queue-control-dlq (started once per stack)."""
+        if self._dlq_receiver is None:
+            sink = self.dlq_manifest()
+            contract = dpc.sink_contract([sink], bootstrap_servers=self.broker.bootstrap_servers, auth=self.auth,
+                                         namespace=self.namespace)
+            receiver = Receiver("sink", contract, self.broker, self.tmp, kubeconfig=self.kubeconfig)
+            self.receivers.append(receiver)
+            receiver.start()
+            receiver.wait_ingress(dpc.ingress_path(sink, self.namespace))
+            self._dlq_receiver = receiver
+        return self._dlq_receiver
+
+    def dead_letter_url(self) -> str:
+        return self.dead_letter_sink().url + dpc.ingress_path(self.dlq_manifest(), self.namespace)
+
+    def source(self, sink: str, manifest: dict[str, Any] | None = None, *, record: bool = True,
+               dead_letter: str | None = None, wait: float = 60.0) -> Source:
+        """The real KafkaSource dispatcher for `manifest` (default: ``source_manifest()``),
+        its ``Service/queue-telemetry`` sink resolved to `sink` (through a RecordingProxy
+        unless ``record=False``), its dead-letter KafkaSink to the real receiver (or to
+        `dead_letter`). Returns once its consumer has partitions (DataPlaneError after
+        `wait` seconds)."""
+        manifest = manifest or self.source_manifest()
+        proxy = None
+        if record:
+            proxy = RecordingProxy(sink)
+            self.proxies.append(proxy)
+            sink = proxy.url
+        urls = {"Service/queue-telemetry": sink}
+        delivery = manifest["spec"].get("delivery") or {}
+        if "deadLetterSink" in delivery:
+            urls["KafkaSink/queue-control-dlq"] = dead_letter or self.dead_letter_url()
+        contract = dpc.source_contract(manifest, bootstrap_servers=self.broker.bootstrap_servers, urls=urls,
+                                       auth=self.auth, namespace=self.namespace)
+        if manifest["spec"].get("initialOffset", "latest") == "latest":
+            dpc.init_offsets_latest(self.broker.internal_client_config(), manifest["spec"]["topics"],
+                                    manifest["spec"]["consumerGroup"])
+        dispatcher = Dispatcher("source", contract, self.broker, self.tmp, kubeconfig=self.kubeconfig)
+        src = Source(self, manifest, dispatcher, proxy)
+        self.sources.append(src)
+        dispatcher.start()
+        dispatcher.wait_egress(manifest["spec"]["consumerGroup"], timeout=wait)
+        return src
 
     def job(self, **kw: Any) -> Job:
         producer = KafkaProducer(**self.broker.client_config(), acks="all", enable_idempotence=True,
@@ -197,6 +384,32 @@ class KafkaStack:
 
     def read(self, topic: str, **kw: Any) -> list[Any]:
         return read_records(self.broker.internal_client_config(), topic, **kw)
+
+    def committed(self, group: str) -> dict[int, int | None]:
+        """The group's committed offset per partition of queue-control."""
+        consumer = KafkaConsumer(**self.broker.internal_client_config(), group_id=group, enable_auto_commit=False)
+        try:
+            parts = consumer.partitions_for_topic(self.control) or set()
+            return {p: consumer.committed(TopicPartition(self.control, p)) for p in sorted(parts)}
+        finally:
+            consumer.close()
+
+    def end_offsets(self) -> dict[int, int]:
+        consumer = KafkaConsumer(**self.broker.internal_client_config(), enable_auto_commit=False)
+        try:
+            tps = [TopicPartition(self.control, p) for p in sorted(consumer.partitions_for_topic(self.control))]
+            return {tp.partition: o for tp, o in consumer.end_offsets(tps).items()}
+        finally:
+            consumer.close()
+
+    def wait_committed(self, group: str, timeout: float = 60.0) -> None:
+        ends = self.end_offsets()
+
+        def done() -> bool:
+            committed = self.committed(group)
+            return all((committed.get(p) or 0) >= end for p, end in ends.items())
+
+        wait_until(f"group {group} committed up to {ends}", done, timeout, interval=0.5)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -211,9 +424,15 @@ class KafkaStack:
         return int(row[0]), str(row[1])
 
     def close(self) -> None:
-        for thread in self.adapters:
+        for src in self.sources:
             with contextlib.suppress(Exception):
-                thread.stop()
+                src.dispatcher.stop()
+        for receiver in self.receivers:
+            with contextlib.suppress(Exception):
+                receiver.stop()
+        for proxy in self.proxies:
+            with contextlib.suppress(Exception):
+                proxy.close()
         for producer in self.producers:
             with contextlib.suppress(Exception):
                 producer.close(timeout=5)
@@ -248,16 +467,17 @@ def wait_status(server: FunctionServer, queue_id: str, status: str, timeout: flo
 @dataclass
 class Seeded:
     server: FunctionServer
-    adapter: AdapterThread
+    source: Source
     job: Job
     queues: list[tuple[dict[str, Any], dict[str, list[tuple[str, int]]]]]
 
 
-def run_seed_pipelines(stack: KafkaStack) -> Seeded:
+def run_seed_pipelines(stack: KafkaStack, manifest: dict[str, Any] | None = None) -> Seeded:
     """Start both seed examples, report every job's telemetry (historical as plain JSON,
-    realtime as binary-mode CloudEvents), wait until both queues are finished."""
+    realtime as binary-mode CloudEvents), wait until both queues are finished. `manifest`:
+    the KafkaSource (default: the stack's ``source_manifest()``)."""
     server = stack.functions()
-    adapter = stack.adapter(server.url + "/telemetry")
+    source = stack.source(server.url + "/telemetry", manifest)
     job = stack.job()
     queues = []
     for name, mode, seed in (("historical", "json", 1), ("realtime", "cloudevent", 5)):
@@ -272,5 +492,5 @@ def run_seed_pipelines(stack: KafkaStack) -> Seeded:
     job.flush()
     for started, _, _ in queues:
         wait_status(server, started["queue_id"], "finished")
-    adapter.wait_handled(len(job.sent))
-    return Seeded(server, adapter, job, [(started, plan) for started, plan, _ in queues])
+    source.wait_committed()
+    return Seeded(server, source, job, [(started, plan) for started, plan, _ in queues])

@@ -1,5 +1,6 @@
 """Kafka outages against the real broker, stopped and restarted on the same ports with the
-same data: telemetry is neither lost nor double-counted, events wait in the outbox and are
+same data: telemetry delivered by the real KafkaSource dispatcher is neither lost nor
+double-counted, events wait in the outbox and are
 all published afterwards, and a start during an outage is stored and repeatable."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ DOWNTIME = 5.0
 
 
 @pytest.fixture
-def own_stack(kafka_broker_factory: Any, tmp_path: Any) -> Iterator[KafkaStack]:
+def own_stack(kafka_broker_factory: Any, dataplane: None, tmp_path: Any) -> Iterator[KafkaStack]:
     stack = KafkaStack(kafka_broker_factory(num_partitions=1), tmp_path, partitions=2)
     try:
         yield stack
@@ -46,9 +47,11 @@ def published(stack: KafkaStack, wanted: set[str], timeout: float = 60) -> dict[
 
 
 def test_broker_restart_mid_stream_loses_and_double_counts_nothing(own_stack: KafkaStack) -> None:
+    """Through the real KafkaSource dispatcher with the manifest's delivery (retry 10,
+    exponential from 0.2 s: it rides out the outage)."""
     stack, broker = own_stack, own_stack.broker
     server = stack.functions(KAFKA_TIMEOUT_MS="2000")
-    adapter = stack.adapter(server.url + "/telemetry", retries=60, backoff_delay=0.2, backoff_max=1.0)
+    source = stack.source(server.url + "/telemetry")
     queues = []
     for name, seed in (("historical", 2), ("realtime", 9)):
         started = start_queue(server, load(name), key=f"outage-{name}")
@@ -58,19 +61,20 @@ def test_broker_restart_mid_stream_loses_and_double_counts_nothing(own_stack: Ka
         queues.append((started["queue_id"], plan))
     total = sum(len(reports) for _, plan in queues for reports in plan.values())
 
-    # The broker goes down (SIGTERM, data kept) just before the adapter hands the functions the
-    # second `finished` report: a status change, so its events cannot be published.
+    # The broker goes down (SIGTERM, data kept) just before the dispatcher's request with the
+    # second `finished` report reaches the functions: a status change, so its events cannot
+    # be published. (The hook is in the recording proxy between dispatcher and functions.)
     down, finished = threading.Event(), [0]
-    handle = adapter.adapter._handle
 
-    def handle_and_maybe_stop(record: Any) -> bool:
-        finished[0] += json.loads(record.value)["status"] == "finished"
-        if finished[0] == 2 and not down.is_set():
-            broker.stop(keep_data=True)
-            down.set()
-        return handle(record)
+    def maybe_stop(ex: Any) -> None:
+        if not down.is_set() and json.loads(ex.body).get("status") == "finished":
+            finished[0] += 1
+            if finished[0] == 2:
+                broker.stop(keep_data=True)
+                down.set()
 
-    adapter.adapter._handle = handle_and_maybe_stop  # type: ignore[method-assign]
+    assert source.proxy is not None
+    source.proxy.before = maybe_stop
 
     job = stack.job(delivery_timeout_ms=120_000, max_block_ms=120_000)
     futures, sent_while_down = [], [0]
@@ -85,7 +89,7 @@ def test_broker_restart_mid_stream_loses_and_double_counts_nothing(own_stack: Ka
 
     producer = threading.Thread(target=produce)
     producer.start()
-    assert down.wait(60), "the adapter never reached the second finished report"
+    assert down.wait(60), "the dispatcher never reached the second finished report"
     outbox_seen, until = 0, time.monotonic() + DOWNTIME
     while time.monotonic() < until:  # meanwhile the functions answer 503 and keep the events
         outbox_seen = max(outbox_seen, sum(len(json.loads(stack.stored(q)[1])["outbox"]) for q, _ in queues))
@@ -100,13 +104,15 @@ def test_broker_restart_mid_stream_loses_and_double_counts_nothing(own_stack: Ka
         for j in queue["jobs"]:
             assert j["status"] == "finished" and j["records_written"] == plan[j["id"]][-1][1], j
         assert queue["records_written"] == sum(r[-1][1] for r in plan.values())
-    adapter.wait_handled(total, timeout=60)
+    source.wait_committed(timeout=120)
 
+    statuses = source.proxy.statuses
     assert sent_while_down[0] > 0, "the Job produced nothing while the broker was down"
-    assert adapter.adapter.statuses[503] > 0, f"no 503 during the outage: {adapter.adapter.statuses}"
+    assert statuses[503] > 0, f"no 503 during the outage: {statuses}"
     assert outbox_seen > 0, "no event waited in the outbox during the outage"
-    assert adapter.adapter.dead_lettered == 0 and adapter.adapter.dropped == 0
-    assert adapter.adapter.delivered == total
+    assert stack.read(stack.dlq) == [], "nothing dead-lettered"
+    delivered = {ex.headers["ce-id"] for ex in source.proxy.requests() if ex.status == 200}
+    assert len(delivered) == total, f"{len(delivered)} of {total} records answered 200 (at least once each)"
     for queue_id, _ in queues:
         doc = json.loads(stack.stored(queue_id)[1])
         assert doc["outbox"] == []

@@ -1,7 +1,8 @@
-"""Job telemetry through the real broker: a simulated Job writes to queue-control, the
-KafkaSource stand-in delivers it to the functions (a real functions-framework process,
-target ``all``), and both seed pipelines finish with the exact counts; then the same
-records again, replayed and shuffled, change nothing."""
+"""Job telemetry through the real broker: a simulated Job writes to queue-control, Knative's
+KafkaSource dispatcher (contract from eventing/kafka-source.yaml) delivers it to the
+functions (a real functions-framework process, target ``all``), and both seed pipelines
+finish with the exact counts; then the same records again, replayed and shuffled, change
+nothing."""
 
 from __future__ import annotations
 
@@ -33,34 +34,41 @@ def test_seed_pipelines_finish_with_exact_counts(kafka_stack: KafkaStack) -> Non
             assert by_id[job_id]["records_written"] == reports[-1][1]
         assert queue["records_written"] == sum(r[-1][1] for r in plan.values())
         assert queue["progress"] == 1.0
-    adapter = seeded.adapter.adapter
-    assert adapter.dead_lettered == 0 and adapter.dropped == 0
-    assert adapter.delivered == 3 * (6 + 7)
+    statuses = seeded.source.proxy.statuses
+    assert statuses == {200: 3 * (6 + 7)}, f"each record delivered once, answered 200: {statuses}"
+    assert kafka_stack.read(kafka_stack.dlq) == [], "nothing dead-lettered"
 
 
 def test_replayed_and_shuffled_telemetry_changes_nothing(kafka_stack: KafkaStack) -> None:
     seeded = run_seed_pipelines(kafka_stack)
-    server, first, job = seeded.server, seeded.adapter, seeded.job
+    server, first, job = seeded.server, seeded.source, seeded.job
     ids = [started["queue_id"] for started, _ in seeded.queues]
     before = {q: (get_raw(server, f"/queues/{q}"), kafka_stack.stored(q)) for q in ids}
     original = list(job.sent)
     assert len(original) == 3 * 13 and {m for m, _ in original} == {"json", "cloudevent"}
 
-    # A new consumer group from offset 0 delivers every record a second time, in order ...
-    replay = kafka_stack.adapter(server.url + "/telemetry", initial_offset="earliest")
-    replay.wait_handled(len(original))
+    # A new consumer group from offset 0 delivers every record a second time, in order (the
+    # manifest's KafkaSource with another consumerGroup and initialOffset: earliest) ...
+    manifest = kafka_stack.source_manifest()
+    manifest["spec"].update(consumerGroup=manifest["spec"]["consumerGroup"] + "-replay", initialOffset="earliest")
+    replay = kafka_stack.source(server.url + "/telemetry", manifest)
+    replay.wait_committed()
+    assert replay.proxy.wait_requests(len(original))
     # ... and the same reports produced again, shuffled, come a third time through the first.
     shuffled = original[:]
     random.Random(7).shuffle(shuffled)
     for mode, body in shuffled:
         job.send(mode, body)
     job.flush()
-    first.wait_handled(2 * len(original))
-    replay.wait_handled(2 * len(original))
+    first.proxy.wait_requests(2 * len(original))
+    replay.proxy.wait_requests(2 * len(original))
+    first.wait_committed()
+    replay.wait_committed()
 
     for q in ids:
         after = (get_raw(server, f"/queues/{q}"), kafka_stack.stored(q))
         assert after[0] == before[q][0], "GET /queues/{id} changed"
         assert after[1] == before[q][1], "stored document or its revision changed"
-    for t in (first, replay):
-        assert t.adapter.dead_lettered == 0
+    for src in (first, replay):
+        assert set(src.proxy.statuses) == {200}, src.proxy.statuses
+    assert kafka_stack.read(kafka_stack.dlq) == []
