@@ -25,6 +25,26 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from e
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from e
+    if not value >= 0:  # also refuses nan
+        raise ValueError(f"{name} must be 0 or more seconds, got {raw!r}")
+    return value
+
+
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
     raw = env.get(name)
     if not raw:
@@ -153,6 +173,11 @@ class JobSettings:
     """A slot lease not renewed (by the Job's telemetry or the sweep) for this long is freed."""
     stop_grace_seconds: float = 5.0
     """Between the stop command on queue-control and deleting the Jobs: time to flush counts."""
+    drift_after_seconds: float = 120.0
+    """A launched or running Job whose stored status is this old gets compared with the cluster by
+    the sweep (a Job event the ApiServerSource dropped or never sent is then noticed)."""
+    drift_checks_per_sweep: int = 50
+    """At most this many queues compared with the cluster per sweep (one Job list call each); 0: none."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +236,8 @@ class Settings:
                 priority_classes=_priority_classes(env),
                 lease_ttl_seconds=_int(env, "LEASE_TTL_SECONDS", 300),
                 stop_grace_seconds=float(env.get("STOP_GRACE_SECONDS", "5")),
+                drift_after_seconds=_seconds(env, "DRIFT_AFTER_SECONDS", 120.0),
+                drift_checks_per_sweep=_count(env, "DRIFT_CHECKS_PER_SWEEP", 50),
             ),
             local_dir=local_dir,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024),
