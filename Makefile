@@ -37,10 +37,13 @@ run: bytecode
 	$(BIN)/functions-framework --source functions/$(TARGET).py --target $(TARGET) --asgi \
 		--host $(HOST) --port $(PORT)
 
-# A real Kafka broker, the functions all-in-one publishing to it, and the KafkaSource
-# stand-in delivering queue-control to them; Ctrl-C stops all three. KAFKA_ARGS e.g.
-# "--kafka-port 9093 --sasl PLAIN --user alice:secret --work-dir .local/kafka".
+# A real Kafka broker, the functions all-in-one publishing to it, and Knative's own
+# KafkaSource data plane (rendered from eventing/) delivering queue-control to them; Ctrl-C
+# stops them all. Needs Java (Kafka) and, first time, the data-plane build (Maven Central).
+# KAFKA_ARGS e.g. "--kafka-port 9093 --work-dir .local/kafka".
 run-kafka: bytecode
+	bash tests/infra/kafka/fetch.sh
+	bash tests/infra/dataplane/build.sh java
 	$(BIN)/python -m tests.infra.run_kafka --host $(HOST) --port $(PORT) $(KAFKA_ARGS)
 
 # Real servers for the tests, built or fetched once into ~/.cache/streamforge-qm

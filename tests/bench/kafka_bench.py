@@ -1,21 +1,26 @@
-"""End-to-end telemetry through the real broker, by hand:
+"""End-to-end telemetry through the real broker and Knative's real KafkaSource data plane:
 
-    .venv/bin/python -m tests.bench.kafka_bench [--records 5000] [--queues 10] [--rate 0]
+    .venv/bin/python -m tests.bench.kafka_bench [--records 3000] [--queues 10] [--rounds 1]
 
 A simulated Job fleet produces plain-JSON telemetry (running totals, keyed by queue id) to
-queue-control on a real Kafka broker; the KafkaSource stand-in (`python -m
-shared.kafka_source`, its own process) delivers it to the `telemetry` function (a real
-functions-framework server; queues are created through a `start` server on the same
-SQLite state, both publishing their events to Kafka).
+queue-control on a real Kafka broker; eventing/kafka-source.yaml's KafkaSource, rendered into
+a contract for eventing-kafka-broker's dispatcher (tests/infra/dataplane), delivers it to the
+`telemetry` function (a real functions-framework server; queues are created through a `start`
+server on the same SQLite state). Four deliveries side by side: 1 and 3 partitions, `ordering:
+ordered` (the manifest's) and `unordered` (the manifest changed in memory), each on its own
+topic and consumer group. Beside them, in the same run, the telemetry function's own rate:
+the same records POSTed straight to it by as many keep-alive connections as the dispatcher
+can have in flight (ordered: one per partition; unordered: 16), so the ratio is what the
+delivery path costs.
 
-Latency of a record = time from `producer.send()` to the moment the state shows that
-record's records_written for its job. The state is read straight from the functions'
+Latency of a record = time from `producer.send()` (or the POST) to the moment the state shows
+that record's records_written for its job. The state is read straight from the functions'
 SQLite file (a read-only connection polling every ~2 ms, parsing only documents whose
 revision changed), so the measurement adds no HTTP load to the function under test.
 
-Two phases over fresh queues: `burst` produces everything at once (throughput; latency
-then includes the backlog), `paced` produces at --rate records/s (default: half the burst
-throughput), which is the latency of a system that keeps up.
+Each delivery runs two phases over fresh queues: `burst` produces everything at once
+(throughput; latency then includes the backlog), `paced` produces at half the burst rate
+(the latency of a system that keeps up).
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+UNORDERED_IN_FLIGHT = 16
 
 
 def _quiet_kafka_import() -> None:
@@ -116,7 +121,46 @@ def schedule(queues: list[tuple[str, list[str]]], records: int) -> list[tuple[st
     return out
 
 
-def run_phase(name: str, producer: Any, topic: str, watcher: StateWatcher,
+class Direct:
+    """The same records POSTed straight to the telemetry function over `n` keep-alive
+    connections, each taking the next record in turn (no Kafka, no dispatcher)."""
+
+    def __init__(self, url: str, n: int) -> None:
+        import http.client
+        import queue
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(url)
+        self.path = parts.path or "/"
+        self.jobs: queue.Queue[tuple[bytes, float] | None] = queue.Queue()
+        self.errors: list[str] = []
+        self.conns = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=30) for _ in range(n)]
+        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.conns]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, conn: Any) -> None:
+        while (item := self.jobs.get()) is not None:
+            body, _ = item
+            conn.request("POST", self.path, body=body, headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                self.errors.append(f"{resp.status}")
+
+    def send(self, body: bytes) -> None:
+        self.jobs.put((body, time.perf_counter()))
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join(30)
+        for c in self.conns:
+            c.close()
+
+
+def run_phase(name: str, send: Any, flush: Any, watcher: StateWatcher,
               plan: list[tuple[str, str, str, int]], rate: float) -> dict[str, float]:
     sent: list[float] = []
     t0 = time.perf_counter()
@@ -127,12 +171,14 @@ def run_phase(name: str, producer: Any, topic: str, watcher: StateWatcher,
                 time.sleep(delay)
         body = {"type": "telemetry", "queue_id": q, "job_id": j, "status": status, "records_written": n}
         sent.append(time.perf_counter())
-        producer.send(topic, value=json.dumps(body).encode(), key=q.encode())
-    producer.flush(60)
+        send(json.dumps(body).encode(), q.encode())
+    flush()
     deadline = time.perf_counter() + 600
     while time.perf_counter() < deadline:
         if all(watcher.current.get((q, j), 0) >= n for q, j, _, n in plan):
             break
+        if not watcher.is_alive():
+            raise RuntimeError(f"{name}: the state watcher died")
         time.sleep(0.05)
     else:
         raise RuntimeError(f"{name}: not every record became visible in 600 s")
@@ -146,60 +192,94 @@ def run_phase(name: str, producer: Any, topic: str, watcher: StateWatcher,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--queues", type=int, default=10)
-    parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=0, help="paced phase records/s (0: half the burst rate)")
     args = parser.parse_args(argv)
     _quiet_kafka_import()
     from kafka import KafkaProducer
 
+    from tests.infra.dataplane import contract, knative
     from tests.infra.kafka_broker import KAFKA_VERSION, KafkaBroker
     from tests.servers import FunctionServer, base_env
 
+    if not knative.available():
+        knative.build()
     tmp = Path(tempfile.mkdtemp(prefix="sf-kafka-bench-"))
-    broker = KafkaBroker(num_partitions=args.partitions)
+    broker = KafkaBroker(num_partitions=3)
     t = time.perf_counter()
     broker.start()
     print(f"Kafka {KAFKA_VERSION} (KRaft, 1 node): start() {time.perf_counter() - t:.1f} s, "
           f"JVM launch -> ready {broker.last_start_seconds:.1f} s; {os.cpu_count()} cores")
     tag = uuid.uuid4().hex[:6]
-    control, events = f"queue-control-{tag}", f"queue-events-{tag}"
-    for topic in (control, events, f"{control}-dlq"):
-        broker.create_topic(topic, args.partitions)
+    events = f"queue-events-{tag}"
+    broker.create_topic(events, 3)
     env = base_env(tmp / "local", KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-                   QUEUE_CONTROL_TOPIC=control, QUEUE_EVENTS_TOPIC=events)
+                   QUEUE_CONTROL_TOPIC=f"queue-control-{tag}", QUEUE_EVENTS_TOPIC=events)
     servers = [FunctionServer("start", env, tmp).start(), FunctionServer("telemetry", env, tmp).start()]
-    with open(tmp / "adapter.log", "wb") as log:
-        adapter = subprocess.Popen(
-            [sys.executable, "-m", "shared.kafka_source", "--topic", control, "--sink", servers[1].url + "/",
-             "--group", f"bench-{tag}", "--dead-letter-topic", f"{control}-dlq"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     producer = KafkaProducer(**broker.client_config(), acks="all", enable_idempotence=True, linger_ms=2)
     watcher = StateWatcher(tmp / "local" / "state.db")
+    results: list[tuple[str, dict[str, float], dict[str, float]]] = []
+
+    def phases(label: str, send: Any, flush: Any, rate: float | None = None) -> tuple[dict[str, float], ...]:
+        """burst, then paced at `rate` (default: half the burst's throughput)."""
+        burst = run_phase(f"{label} burst", send, flush, watcher,
+                          schedule(make_queues(servers[0].url, args.queues, f"{tag}-{label}-b"), args.records), 0)
+        rate = rate or round(burst["throughput"] / 2)
+        paced = run_phase(f"{label} paced", send, flush, watcher,
+                          schedule(make_queues(servers[0].url, args.queues, f"{tag}-{label}-p"), args.records), rate)
+        return burst, paced, {"rate": rate}
+
     try:
-        warm = make_queues(servers[0].url, 1, f"{tag}-warm")
+        warm_queues = make_queues(servers[0].url, 1, f"{tag}-warm")  # creates the state the watcher reads
         watcher.start()
-        run_phase("warm-up", producer, control, watcher, schedule(warm, 60), 0)
-        burst_q = make_queues(servers[0].url, args.queues, f"{tag}-burst")
-        burst = run_phase("burst", producer, control, watcher, schedule(burst_q, args.records), 0)
-        rate = args.rate or round(burst["throughput"] / 2)
-        paced_q = make_queues(servers[0].url, args.queues, f"{tag}-paced")
-        paced = run_phase("paced", producer, control, watcher, schedule(paced_q, args.records), rate)
-        print(f"{args.records} telemetry records over {args.queues} queues x 6 jobs, {args.partitions} partitions, "
-              "Job producer -> Kafka -> KafkaSource stand-in -> `telemetry` (real server) -> SQLite state")
-        for name, r in (("burst", burst), (f"paced {rate:.0f}/s", paced)):
-            print(f"  {name:<12} {r['throughput']:7.0f} records/s ({r['seconds']:.1f} s)   latency p50 "
-                  f"{r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  max {r['max']:7.1f} ms")
-        print("  latency: producer.send() -> records_written visible in the SQLite state (polled every ~2 ms)")
+        warm = Direct(servers[1].url + "/telemetry", 4)
+        run_phase("warm-up", lambda body, key: warm.send(body), lambda: None, watcher, schedule(warm_queues, 200), 0)
+        warm.close()
+        for partitions in (1, 3):
+            for ordering in ("ordered", "unordered"):
+                label = f"{partitions}p-{ordering}"
+                topic = f"queue-control-{tag}-{label}"
+                broker.create_topic(topic, partitions)
+                manifest = contract.manifest("kafka-source.yaml", "KafkaSource")
+                manifest["spec"].update(topics=[topic], ordering=ordering, consumerGroup=f"bench-{tag}-{label}")
+                manifest["spec"].get("delivery", {}).pop("deadLetterSink", None)  # nothing is dead-lettered here
+                source = knative.KafkaSourceDeployment(broker, tmp, servers[1].url + "/telemetry", manifest=manifest,
+                                                       jvm_opts=knative.THROUGHPUT_JVM_OPTS).start()
+                try:
+                    kafka = phases(label, lambda body, key, topic=topic: producer.send(topic, value=body, key=key),
+                                   lambda: producer.flush(60))
+                finally:
+                    source.stop()
+                direct = Direct(servers[1].url + "/telemetry",
+                                partitions if ordering == "ordered" else UNORDERED_IN_FLIGHT)
+                try:  # paced at the same rate as through Kafka: the latencies compare
+                    own = phases(f"{label}-direct", lambda body, key, d=direct: d.send(body), lambda: None,
+                                 rate=kafka[2]["rate"])
+                finally:
+                    direct.close()
+                if direct.errors:
+                    raise RuntimeError(f"direct POSTs failed: {direct.errors[:5]}")
+                results.append((label, kafka[0], own[0]))
+                results.append((f"{label} paced {kafka[2]['rate']:.0f}/s", kafka[1], own[1]))
+        print(f"{args.records} telemetry records over {args.queues} queues x 6 jobs per phase; Job producer -> Kafka"
+              " -> KafkaSource dispatcher (eventing-kafka-broker v0.50.0) -> `telemetry` -> SQLite state,")
+        print(f"beside the same records POSTed straight to `telemetry` (connections: partitions when ordered, "
+              f"{UNORDERED_IN_FLIGHT} when unordered)")
+        print(f"  {'delivery':<22}{'records/s':>10}{'p50 ms':>9}{'p99 ms':>9} | {'direct/s':>9}{'p50 ms':>9}"
+              f"{'p99 ms':>9} | ratio")
+        for label, k, d in results:
+            ratio = "" if "paced" in label else f"{k['throughput'] / d['throughput']:.2f}x"
+            print(f"  {label:<22}{k['throughput']:>10.0f}{k['p50']:>9.1f}{k['p99']:>9.1f} | {d['throughput']:>9.0f}"
+                  f"{d['p50']:>9.1f}{d['p99']:>9.1f} | {ratio}")
+        print("  burst rows: everything sent at once (records/s = throughput; latency includes the backlog);"
+              " paced rows: both sent at half the Kafka burst rate (compare latencies);")
+        print("  latency: send -> records_written visible in the state (polled every ~2 ms)")
         return 0
     finally:
         watcher.stop.set()
         producer.close(5)
-        adapter.terminate()
-        adapter.wait(30)
-        for s in servers:
-            s.stop()
+        for server in servers:
+            server.stop()
         broker.stop()
 
 

@@ -6,11 +6,15 @@ Starts, in this order, and stops in reverse on Ctrl-C / SIGTERM (or when one of 
    queue-events and queue-control-dlq;
 2. the four functions all-in-one (target ``all``) with KAFKA_BOOTSTRAP_SERVERS set, so
    events go to queue-events and stop commands to queue-control;
-3. the KafkaSource stand-in (``python -m shared.kafka_source``) delivering queue-control
-   to ``/telemetry``, dead letters to queue-control-dlq.
+3. eventing/kafka-source.yaml's KafkaSource as Knative runs it: the real data plane
+   (tests/infra/dataplane: eventing-kafka-broker's dispatcher, and the KafkaSink receiver of
+   its dead-letter sink queue-control-dlq), rendered from the manifests, delivering
+   queue-control to ``/telemetry``.
 
-    python -m tests.infra.run_kafka [--host 127.0.0.1] [--port 8080] [--kafka-port 9092]
-                                    [--sasl PLAIN --user alice:secret] [--work-dir DIR]
+    python -m tests.infra.run_kafka [--host 127.0.0.1] [--port 8080] [--kafka-port 9092] [--work-dir DIR]
+
+No SASL here: the real data plane reads Kafka credentials from a Kubernetes Secret, and this
+runs without a cluster (tests/integration/test_kafka_auth.py covers SASL with one).
 
 The rest of the environment (QM_LOCAL_DIR, JOB_LAUNCHER, ...) is passed through.
 """
@@ -30,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.infra.children import free_port
-from tests.infra.kafka_broker import KAFKA_VERSION, SASL_MECHANISMS, KafkaBroker, KafkaBrokerError
+from tests.infra.dataplane import knative
+from tests.infra.kafka_broker import KAFKA_VERSION, KafkaBroker, KafkaBrokerError
 
 ROOT = Path(__file__).resolve().parents[2]
 FF = str(Path(sys.executable).parent / "functions-framework")
-TOPICS = {"queue-control": 3, "queue-events": 3, "queue-control-dlq": 1}
+TOPICS = {"queue-control": 3, "queue-events": 3}  # the dead-letter topic: from its KafkaSink
 
 
 def say(msg: str) -> None:
@@ -87,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="HTTP port of the functions")
     parser.add_argument("--kafka-port", type=int, default=None, help="default: 9092 if free, else a free port")
-    parser.add_argument("--sasl", choices=SASL_MECHANISMS, default=None)
-    parser.add_argument("--user", default="admin:admin-secret", metavar="NAME:PASSWORD", help="with --sasl")
     parser.add_argument("--work-dir", default=None, help="keep the broker's data here across runs")
     parser.add_argument("--log-dir", default=None, help="default: a temporary directory")
     args = parser.parse_args(argv)
@@ -106,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     kafka_port = args.kafka_port
     if kafka_port is None:
         kafka_port = 9092 if _free(args.host, 9092) else free_port()
-    user, _, password = args.user.partition(":")
-    broker = KafkaBroker(port=kafka_port, sasl=args.sasl, users={user: password} if args.sasl else None,
-                         num_partitions=3, work_dir=args.work_dir)
+    broker = KafkaBroker(port=kafka_port, num_partitions=3, work_dir=args.work_dir)
     procs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    source: knative.KafkaSourceDeployment | None = None
     try:
+        if not knative.available():
+            say("building Knative's data plane (tests/infra/dataplane/build.sh java) ...")
+            knative.build()
         say(f"starting Kafka {KAFKA_VERSION} (KRaft) on {args.host}:{kafka_port} ...")
         broker.start()
         for topic, partitions in TOPICS.items():
@@ -120,23 +125,24 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         env.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, QUEUE_CONTROL_TOPIC="queue-control",
                    QUEUE_EVENTS_TOPIC="queue-events", PYTHONUNBUFFERED="1")
-        if args.sasl:
-            env.update(KAFKA_USER=user, KAFKA_PASSWORD=password, KAFKA_SASL_MECHANISM=args.sasl)
         url = f"http://{args.host}:{args.port}"
         functions = spawn([FF, "--source", str(ROOT / "functions" / "all.py"), "--target", "all", "--asgi",
                            "--host", args.host, "--port", str(args.port)], env, log_dir / "functions.log")
         procs.append(("functions", functions, log_dir / "functions.log"))
         wait_ready(url, functions)
-        adapter = spawn([sys.executable, "-m", "shared.kafka_source", "--topic", "queue-control",
-                         "--sink", f"{url}/telemetry", "--dead-letter-topic", "queue-control-dlq"],
-                        env, log_dir / "kafka-source.log")
-        procs.append(("kafka-source", adapter, log_dir / "kafka-source.log"))
+        say("starting the KafkaSource data plane (dispatcher, dead-letter KafkaSink receiver) ...")
+        source = knative.KafkaSourceDeployment(broker, log_dir, f"{url}/telemetry").start()
+        assert source.dispatcher is not None
+        parts = [("dispatcher", source.dispatcher)]
+        if source.dead_letter is not None:
+            parts.append(("dead_letter_sink", source.dead_letter))
 
         print(f"bootstrap_servers={broker.bootstrap_servers}", flush=True)
         print(f"functions={url}", flush=True)
-        print(f"pids broker={broker.pid} functions={functions.pid} kafka_source={adapter.pid}", flush=True)
-        say(f"functions on {url} (log {log_dir / 'functions.log'}), KafkaSource stand-in delivering "
-            f"queue-control to {url}/telemetry (log {log_dir / 'kafka-source.log'}); Ctrl-C stops all")
+        print("pids " + " ".join([f"broker={broker.pid}", f"functions={functions.pid}",
+                                  *(f"{name}={part.pid}" for name, part in parts)]), flush=True)
+        say(f"functions on {url} (log {log_dir / 'functions.log'}); KafkaSource {source.manifest['metadata']['name']}"
+            f" delivering queue-control to {url}/telemetry (logs in {log_dir}); Ctrl-C stops all")
         while not stop.wait(0.5):
             for name, proc, log in procs:
                 if proc.poll() is not None:
@@ -145,14 +151,21 @@ def main(argv: list[str] | None = None) -> int:
             if not broker.is_running():
                 say(f"Kafka exited:\n{broker.log_tail(30)}")
                 return 1
+            for name, part in parts:
+                if not part.is_running():
+                    say(f"{name} exited:\n{part.log_text()[-3000:]}")
+                    return 1
         say("stopping ...")
         return 0
-    except (KafkaBrokerError, RuntimeError, OSError) as e:
+    except (KafkaBrokerError, RuntimeError, OSError, subprocess.CalledProcessError) as e:
         say(f"error: {e}")
         for name, _, log in procs:
             say(f"--- {name} log ---\n{tail(log)}")
         return 1
     finally:
+        if source is not None:
+            source.stop()
+            say("KafkaSource data plane stopped")
         for name, proc, _ in reversed(procs):
             terminate(name, proc)
         broker.stop()

@@ -1,6 +1,6 @@
-"""`make run-kafka` (tests/infra/run_kafka.py): broker, functions and KafkaSource stand-in
+"""`make run-kafka` (tests/infra/run_kafka.py): broker, functions and the real KafkaSource data plane
 come up wired together, a Job's telemetry on queue-control reaches the state, and Ctrl-C
-stops all three."""
+stops them all."""
 
 from __future__ import annotations
 
