@@ -79,7 +79,7 @@ demo: install
 	QM_LOCAL_DIR=$$dir $(BIN)/functions-framework --source functions/all.py --target all --asgi \
 		--host 127.0.0.1 --port 18089 > $$dir/server.log 2>&1 & pid=$$!; \
 	for i in $$(seq 50); do curl -sf http://127.0.0.1:18089/health/live >/dev/null && break; sleep 0.2; done; \
-	$(BIN)/python -m shared.demo --url http://127.0.0.1:18089; rc=$$?; \
+	$(BIN)/python -m tests.demo --url http://127.0.0.1:18089; rc=$$?; \
 	kill $$pid; wait $$pid 2>/dev/null; rm -rf $$dir; exit $$rc
 
 clean:

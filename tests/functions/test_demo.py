@@ -1,6 +1,6 @@
 """`make demo` keeps working: the seed examples end finished, the third stopped."""
 
-from shared import demo
+from tests import demo
 from tests.servers import FunctionServer, base_env
 
 

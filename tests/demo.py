@@ -1,7 +1,7 @@
 """Drive the seed's example queues through start -> telemetry -> finished, and one
 through stop, against running functions (`make run`), printing the state as it changes.
 
-    python -m shared.demo --url http://127.0.0.1:8080
+    python -m tests.demo --url http://127.0.0.1:8080
 """
 
 from __future__ import annotations
