@@ -176,16 +176,30 @@ def test_a_live_but_unready_function_is_not_ready(tmp_path: Path) -> None:
 # -- containerConcurrency ------------------------------------------------------------------------
 
 EXTRA = 3  # requests beyond the limit
+HELD = 4
+"""The limit the waiting test holds requests to: queue-status's own (512 long-lived streams) would
+not fit in its timeoutSeconds on a small machine; the breaker is the same for any limit, and
+the manifest's value reaching queue-proxy is checked in test_each_service_limit_reaches_queue_proxy."""
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_limit_reaches_queue_proxy(service: str, tmp_path: Path) -> None:
+    rev = revision(service)
+    limit = rev.container_concurrency
+    assert limit > 0, f"{service} sets no containerConcurrency"
+    fn = ServiceFunction(rev, base_env(tmp_path / "local"), tmp_path)
+    with fn, QueueProxy(rev, fn.port, tmp_path) as qp:
+        # queue-proxy took the manifest's limit; it queues up to 10x more before refusing (503).
+        assert qp.breaker() == {"queue_depth": 10 * limit, "max_concurrency": limit, "initial_capacity": limit}
 
 
 def test_requests_over_container_concurrency_wait_and_succeed(admin: FunctionServer, local: Path,
                                                                tmp_path: Path) -> None:
     rev = revision("queue-status")
-    limit = rev.container_concurrency
+    limit = min(HELD, rev.container_concurrency)
     assert limit > 0, "queue-status sets no containerConcurrency: nothing to hold requests to"
     fn = ServiceFunction(rev, base_env(local), tmp_path)
-    with fn, QueueProxy(rev, fn.port, tmp_path) as qp:
-        # queue-proxy took the manifest's limit; it queues up to 10x more before refusing (503).
+    with fn, QueueProxy(rev, fn.port, tmp_path, container_concurrency=limit) as qp:
         assert qp.breaker() == {"queue_depth": 10 * limit, "max_concurrency": limit, "initial_capacity": limit}
         watches = [Watch(qp.port, start_queue(admin)) for _ in range(limit + EXTRA)]
         first = time.monotonic()
@@ -239,11 +253,11 @@ def hot_request(service: str, admin: FunctionServer) -> tuple[str, str, dict | N
 def test_a_burst_over_container_concurrency_is_queued_not_failed(service: str, admin: FunctionServer, local: Path,
                                                                   tmp_path: Path) -> None:
     """As many requests at once as one pod's queue-proxy takes: the limit, plus 10x it waiting
-    (capped at 64 waiting). Every one answered 200."""
+    (capped at 64 in all). Every one answered 200."""
     rev = revision(service)
     limit = rev.container_concurrency
     assert limit > 0, f"{service} sets no containerConcurrency"
-    requests = [hot_request(service, admin) for _ in range(limit + min(10 * limit, 64))]
+    requests = [hot_request(service, admin) for _ in range(min(limit + 10 * limit, 64))]
     fn = ServiceFunction(rev, base_env(local), tmp_path)
     with fn, QueueProxy(rev, fn.port, tmp_path) as qp:
         assert qp.breaker() == {"queue_depth": 10 * limit, "max_concurrency": limit, "initial_capacity": limit}
