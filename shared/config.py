@@ -235,7 +235,7 @@ class Settings:
                 node_selector={str(k): str(v) for k, v in _json_object(env, "JOB_NODE_SELECTOR").items()},
                 priority_classes=_priority_classes(env),
                 lease_ttl_seconds=_int(env, "LEASE_TTL_SECONDS", 300),
-                stop_grace_seconds=float(env.get("STOP_GRACE_SECONDS", "5")),
+                stop_grace_seconds=_seconds(env, "STOP_GRACE_SECONDS", 5.0),
                 drift_after_seconds=_seconds(env, "DRIFT_AFTER_SECONDS", 120.0),
                 drift_checks_per_sweep=_count(env, "DRIFT_CHECKS_PER_SWEEP", 50),
             ),

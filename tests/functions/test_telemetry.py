@@ -155,3 +155,37 @@ def test_unknown_job_is_acknowledged(client, queue):
     queue_id, _ = queue
     r = _deliver(client("telemetry"), telemetry(queue_id, job_id="ghost", status="finished"))
     assert r.status_code == 200 and r.json()["data"]["outcome"] == "unknown_job"
+
+
+def _structured(data, **attrs):
+    """A structured-mode CloudEvent as a Job might write it to Kafka, without the header that
+    would make KafkaSource pass it through: the dispatcher wraps it."""
+    return {"specversion": "1.0", "id": "job-1/loading/10", "source": "/jobs/job-1",
+            "type": constants.CE_TELEMETRY, "datacontenttype": "application/json", "data": data, **attrs}
+
+
+def test_a_wrapped_structured_event_is_read_as_the_event(client, queue):
+    queue_id, job_ids = queue
+    value = _structured(telemetry(queue_id, job_id=job_ids[0], status="loading", records_written=10))
+    headers, body = kafka_source_event(value, key=queue_id)
+    r = client("telemetry").post("/", headers=headers, content=body)
+    assert r.status_code == 200 and r.json()["data"]["outcome"] == "applied", r.text
+    job = client("status").get(f"/queues/{queue_id}").json()["data"]["jobs"][0]
+    assert job["records_written"] == 10
+
+
+def test_a_wrapped_envelope_that_is_not_a_valid_event_is_a_400(client, queue):
+    queue_id, job_ids = queue
+    value = _structured(telemetry(queue_id, job_id=job_ids[0]), specversion="0.1")
+    headers, body = kafka_source_event(value, key=queue_id)
+    r = client("telemetry").post("/", headers=headers, content=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == "error"
+
+
+def test_a_wrapped_event_of_another_type_is_ignored(client, queue):
+    queue_id, _ = queue
+    value = _structured({"queue_id": queue_id}, type="dev.streamforge.something.else")
+    headers, body = kafka_source_event(value, key=queue_id)
+    r = client("telemetry").post("/", headers=headers, content=body)
+    assert r.status_code == 200 and r.json()["message"].startswith("Ignored"), r.text

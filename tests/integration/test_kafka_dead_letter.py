@@ -140,8 +140,9 @@ def test_a_record_is_lost_when_the_dead_letter_sink_is_down_too(kafka_stack: Kaf
         times = sorted(ex.at for ex in exchanges if b'"records_written": 10' in ex.body)
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         print(f"\ngaps between attempts at the {name} (s): {[round(g, 3) for g in gaps]}")
-        for n, gap in enumerate(gaps, start=1):
-            assert delay * 2**n * 0.9 <= gap <= delay * 2**n + 0.5, (name, gaps)
+        for n, gap in enumerate(gaps, start=1):  # the upper bound leaves a loaded machine room
+            assert delay * 2**n * 0.9 <= gap <= delay * 2**n + 2.0, (name, gaps)
+        assert all(b > a for a, b in zip(gaps, gaps[1:], strict=False)), (name, gaps)
     print(f"\nDLQ down: 3 of 3 records lost; last dead-letter attempt {given_up:.2f}s after producing, "
           f"offsets committed by {committed_after:.1f}s; {len(attempts)} sink attempts")
 
