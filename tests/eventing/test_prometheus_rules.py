@@ -27,6 +27,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from shared import metrics
 from shared.models import JobStatus, QueueStatus
 from tests.conftest import ROOT
+from tests.infra.missing import unavailable
 
 RULE = ROOT / "eventing" / "prometheus-rule.yaml"
 TESTS = Path(__file__).resolve().parent / "prometheus-rule-tests.yaml"
@@ -59,23 +60,17 @@ def _tests() -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _unavailable(msg: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def promtool() -> Path:
     if shutil.which("go") is None:
-        _unavailable("Go toolchain not found in PATH; cannot build promtool")
+        unavailable("Go toolchain not found in PATH; cannot build promtool")
     try:
         proc = subprocess.run(["bash", str(DATAPLANE_BUILD), "promtool"], capture_output=True, text=True,
                               timeout=BUILD_TIMEOUT)
     except subprocess.TimeoutExpired:
-        _unavailable(f"{DATAPLANE_BUILD} promtool timed out after {BUILD_TIMEOUT}s")
+        unavailable(f"{DATAPLANE_BUILD} promtool timed out after {BUILD_TIMEOUT}s")
     if proc.returncode != 0:
-        _unavailable(f"{DATAPLANE_BUILD} promtool failed (rc={proc.returncode}):\n"
+        unavailable(f"{DATAPLANE_BUILD} promtool failed (rc={proc.returncode}):\n"
                      f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     cache = subprocess.run(["bash", str(DATAPLANE_BUILD), "--print-dir"], capture_output=True, text=True,
                            check=True).stdout.strip()

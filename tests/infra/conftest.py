@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.infra.kube import ControlPlane, ControlPlaneError, binaries_up_to_date, ensure_binaries
+from tests.infra.missing import unavailable
 
 
 def _autobuild() -> bool:
@@ -52,9 +53,7 @@ def control_plane() -> Iterator[ControlPlane]:
     except (ControlPlaneError, OSError) as e:
         error = f"kube control plane could not start: {e}"
     if error is not None:
-        if os.environ.get("CI"):
-            pytest.fail(error, pytrace=False)
-        pytest.skip(error)
+        unavailable(error)
     try:
         yield cp
     finally:
@@ -125,10 +124,7 @@ def start_kafka_or_skip(broker: KafkaBroker) -> KafkaBroker:
     try:
         return broker.start()
     except (KafkaBrokerError, OSError) as e:
-        msg = f"Kafka broker could not start: {e}"
-        if os.environ.get("CI"):
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+        unavailable(f"Kafka broker could not start: {e}")
 
 
 @contextlib.contextmanager

@@ -608,7 +608,7 @@ class KafkaBroker:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
         self._log_fh.write(f"\n==== {stamp} starting broker: {' '.join(cmd)}\n".encode())
         self._log_fh.flush()
-        preexec = die_with_parent(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+        preexec = die_with_parent(signal.SIGTERM)
         self._launch_t0 = time.monotonic()
         self._proc = subprocess.Popen(
             cmd,

@@ -40,7 +40,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,6 +50,7 @@ from typing import IO, Any
 import yaml
 
 from tests.infra.children import die_with_parent, free_port
+from tests.infra.dataplane import CACHE
 from tests.servers import FF, ROOT, FunctionServer, _parse
 
 EVENTING = ROOT / "eventing"
@@ -85,8 +85,7 @@ class QueueProxyError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "streamforge-qm" / "dataplane"
+    return CACHE
 
 
 def queue_binary() -> Path:
@@ -274,7 +273,7 @@ class ServiceFunction(FunctionServer):
     def start(self, timeout: float = 30) -> ServiceFunction:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([FF], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         preexec_fn=_preexec(signal.SIGTERM))
+                                         preexec_fn=die_with_parent(signal.SIGTERM))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -286,10 +285,6 @@ class ServiceFunction(FunctionServer):
                 time.sleep(0.05)
         raise RuntimeError(f"{self.target} not live after {timeout}s")
 
-
-def _preexec(sig: int) -> Any:
-    # PR_SET_PDEATHSIG fires when the *thread* that forked dies: only from the main thread.
-    return die_with_parent(sig) if threading.current_thread() is threading.main_thread() else None
 
 
 # -- the fixed ports -----------------------------------------------------------------------------
@@ -398,7 +393,7 @@ class QueueProxy:
             check_ports_free()
             with open(self.log_path, "ab") as log:  # the env is the whole environment, as in its container
                 self.proc = subprocess.Popen([str(binary)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                             preexec_fn=_preexec(signal.SIGKILL))
+                                             preexec_fn=die_with_parent(signal.SIGKILL))
             self.started_at = time.monotonic()
             self.exited_at = None
             deadline = time.monotonic() + timeout

@@ -39,7 +39,20 @@ from tests.infra.kafka_broker import KAFKA_VERSION, KafkaBroker, KafkaBrokerErro
 
 ROOT = Path(__file__).resolve().parents[2]
 FF = str(Path(sys.executable).parent / "functions-framework")
-TOPICS = {"queue-control": 3, "queue-events": 3}  # the dead-letter topic: from its KafkaSink
+PARTITIONS = 3  # of queue-control and queue-events (the dead-letter topic: its KafkaSink's)
+
+
+def topics() -> tuple[str, str]:
+    """queue-control and queue-events as eventing/ names them: the KafkaSource's topic, and
+    the functions' QUEUE_*_TOPIC in the ConfigMap."""
+    from tests.infra.dataplane import contract
+
+    config = contract.manifest("config.yaml", "ConfigMap", "queue-manager-config")["data"]
+    control = contract.manifest("kafka-source.yaml", "KafkaSource")["spec"]["topics"][0]
+    if config["QUEUE_CONTROL_TOPIC"] != control:
+        raise RuntimeError(f"eventing/: the KafkaSource reads {control}, the functions write "
+                           f"{config['QUEUE_CONTROL_TOPIC']}")
+    return control, config["QUEUE_EVENTS_TOPIC"]
 
 
 def say(msg: str) -> None:
@@ -118,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
             knative.build()
         say(f"starting Kafka {KAFKA_VERSION} (KRaft) on {args.host}:{kafka_port} ...")
         broker.start()
-        for topic, partitions in TOPICS.items():
-            broker.create_topic(topic, partitions, exist_ok=True)
+        control, events = topics()
+        for topic in (control, events):
+            broker.create_topic(topic, PARTITIONS, exist_ok=True)
         say(f"Kafka ready in {broker.last_start_seconds:.1f}s (log {broker.log_path})")
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-        env.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, QUEUE_CONTROL_TOPIC="queue-control",
-                   QUEUE_EVENTS_TOPIC="queue-events", PYTHONUNBUFFERED="1")
+        env.update(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers, QUEUE_CONTROL_TOPIC=control,
+                   QUEUE_EVENTS_TOPIC=events, PYTHONUNBUFFERED="1")
         url = f"http://{args.host}:{args.port}"
         functions = spawn([FF, "--source", str(ROOT / "functions" / "all.py"), "--target", "all", "--asgi",
                            "--host", args.host, "--port", str(args.port)], env, log_dir / "functions.log")
@@ -142,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print("pids " + " ".join([f"broker={broker.pid}", f"functions={functions.pid}",
                                   *(f"{name}={part.pid}" for name, part in parts)]), flush=True)
         say(f"functions on {url} (log {log_dir / 'functions.log'}); KafkaSource {source.manifest['metadata']['name']}"
-            f" delivering queue-control to {url}/telemetry (logs in {log_dir}); Ctrl-C stops all")
+            f" delivering {control} to {url}/telemetry (logs in {log_dir}); Ctrl-C stops all")
         while not stop.wait(0.5):
             for name, proc, log in procs:
                 if proc.poll() is not None:

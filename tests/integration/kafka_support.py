@@ -319,8 +319,11 @@ class KafkaStack:
         return source
 
     def dlq_manifest(self) -> dict[str, Any]:
-        """eventing/kafka-sinks.yaml's KafkaSink queue-control-dlq, with this stack's topic."""
-        sink = copy.deepcopy(dpc.manifest("kafka-sinks.yaml", "KafkaSink", "queue-control-dlq"))
+        """eventing/kafka-sinks.yaml's KafkaSink that the KafkaSource dead-letters to, with this
+        stack's topic."""
+        ref = dpc.manifest("kafka-source.yaml", "KafkaSource")["spec"]["delivery"]["deadLetterSink"]["ref"]
+        assert ref["kind"] == "KafkaSink", ref
+        sink = copy.deepcopy(dpc.manifest("kafka-sinks.yaml", "KafkaSink", ref["name"]))
         sink["spec"]["topic"] = self.dlq
         return sink
 
@@ -350,7 +353,7 @@ class KafkaStack:
     def source(self, sink: str, manifest: dict[str, Any] | None = None, *, record: bool = True,
                dead_letter: str | None = None, wait: float = 60.0) -> Source:
         """The real KafkaSource dispatcher for `manifest` (default: ``source_manifest()``),
-        its ``Service/queue-telemetry`` sink resolved to `sink` (through a RecordingProxy
+        its sink (``Service/queue-telemetry``) resolved to `sink` (through a RecordingProxy
         unless ``record=False``), its dead-letter KafkaSink to the real receiver (or to
         `dead_letter`). Returns once its consumer has partitions (DataPlaneError after
         `wait` seconds)."""
@@ -360,10 +363,12 @@ class KafkaStack:
             proxy = RecordingProxy(sink)
             self.proxies.append(proxy)
             sink = proxy.url
-        urls = {"Service/queue-telemetry": sink}
+        ref = manifest["spec"]["sink"]["ref"]
+        urls = {f"{ref['kind']}/{ref['name']}": sink}
         delivery = manifest["spec"].get("delivery") or {}
         if "deadLetterSink" in delivery:
-            urls["KafkaSink/queue-control-dlq"] = dead_letter or self.dead_letter_url()
+            dls = delivery["deadLetterSink"]["ref"]
+            urls[f"{dls['kind']}/{dls['name']}"] = dead_letter or self.dead_letter_url()
         contract = dpc.source_contract(manifest, bootstrap_servers=self.broker.bootstrap_servers, urls=urls,
                                        auth=self.auth, namespace=self.namespace)
         if manifest["spec"].get("initialOffset", "latest") == "latest":

@@ -185,18 +185,13 @@ def apply_rbac(kube: Kube, account: str) -> None:
 
 def adapter_binary_or_skip() -> None:
     """The adapter binary (built by tests/infra/dataplane/build.sh): FAIL under $CI, skip otherwise."""
-    import os
-
-    import pytest
-
     from tests.infra.apiserver_source import AdapterError, binary
+    from tests.infra.missing import unavailable
 
     try:
         binary()
     except AdapterError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"ApiServerSource adapter unavailable: {e}", pytrace=False)
-        pytest.skip(f"ApiServerSource adapter unavailable: {e}")
+        unavailable(f"ApiServerSource adapter unavailable: {e}")
 
 
 def job_source(kube: Kube, sink: str, workdir: Any) -> ApiServerSourceAdapter:

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from shared.examples import load
+from tests.infra.missing import unavailable
 from tests.infra.queue_proxy import (
     DRAIN_SECONDS,
     KUBELET_USER_AGENT,
@@ -53,9 +54,7 @@ def queue_binary() -> Path:
     try:
         return ensure_binary(build=os.environ.get("STREAMFORGE_KUBE_BUILD", "1") != "0")
     except (QueueProxyError, OSError) as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e), pytrace=False)
-        pytest.skip(str(e))
+        unavailable(str(e))
 
 
 @pytest.fixture

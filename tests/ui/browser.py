@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from tests.infra.missing import unavailable
 
 CHROMIUM = os.environ.get("SFQ_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SFQ_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -33,9 +33,7 @@ def require_chromium() -> None:
     if not missing:
         return
     message = f"headless browser unavailable: missing {', '.join(missing)} (apt-get install {' '.join(APT_PACKAGES)})"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable(message)
 
 
 @contextmanager

@@ -48,7 +48,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -57,9 +56,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.infra.children import die_with_parent, free_port
+from tests.infra.dataplane import CACHE
 
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamforge-qm" / "dataplane"
 JAVA = CACHE / "java" / "bin" / "java"
 JARS = {"dispatcher": CACHE / "jars" / "dispatcher-loom.jar", "receiver": CACHE / "jars" / "receiver-loom.jar"}
 TRUSTSTORE = Path("/etc/ssl/certs/java/cacerts")
@@ -250,7 +249,7 @@ class _Process:
     def start(self) -> _Process:
         env = self._env()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the JVM
-        preexec = die_with_parent(signal.SIGKILL) if threading.current_thread() is threading.main_thread() else None
+        preexec = die_with_parent(signal.SIGKILL)
         self.proc = subprocess.Popen(self._command(), env=env, cwd=self.dir, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
         try:
