@@ -15,11 +15,17 @@ from shared.models import QueueStatus
 MAX_LIMIT = 500
 
 
+def _digits(raw: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes e.g. '²', which ``int`` refuses), and few
+    enough for any count we keep (``int`` refuses more than 4,300)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not _digits(raw) or not low <= int(raw) <= high:
         raise ClientError(f"{name} must be an integer from {low} to {high}",
                           details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
     return int(raw)
@@ -51,7 +57,7 @@ async def watch_queue(request: Request, params: web.Params) -> Response:
     queue_id = params["queue_id"]
     await web.blocking(service.get, queue_id)  # 404 before the stream starts
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not _digits(raw):
         raise ClientError("Last-Event-ID must be a change number from an earlier event")
 
     async def load():  # type: ignore[no-untyped-def]

@@ -42,14 +42,39 @@ class Inbound:
         return f"{self.ce['source']}#{self.ce['id']}" if self.ce else None
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a body: far more than any payload needs,
+far less than the interpreter's recursion limit."""
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _json(raw: Any, what: str) -> Any:
     if isinstance(raw, bytes | bytearray | str):
         if not raw:
             return None
         try:
-            return json.loads(raw)
+            value = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise ClientError(f"{what} is not valid JSON: {e}") from e
+        except RecursionError as e:
+            raise ClientError(f"{what} is nested more than {MAX_DEPTH} levels deep") from e
+        # Nesting needs at least as many brackets: most bodies are never walked.
+        opening = raw.count("[") + raw.count("{") if isinstance(raw, str) else raw.count(b"[") + raw.count(b"{")
+        if opening > MAX_DEPTH and _too_deep(value):
+            raise ClientError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        return value
     return raw
 
 

@@ -88,7 +88,7 @@ async def read_body(request: Request) -> bytes:
         return cached
     limit = runtime.get().settings.max_body_bytes
     declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
-    if declared and declared.isdigit():
+    if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
         if int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         body = await request.body()  # the server enforces the declared length

@@ -94,3 +94,43 @@ def test_bad_query_parameters(client):
     assert status.get("/queues?limit=0").status_code == 400
     assert status.get("/queues?limit=abc").status_code == 400
     assert status.get("/queues?status=sleeping").status_code == 400
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize("target, path", [("start", "/queues/start"), ("telemetry", "/telemetry"),
+                                          ("all", "/queues/start"), ("all", "/telemetry"), ("all", "/")])
+@pytest.mark.parametrize("body", [DEEP, b'{"a":' * 70 + b"1" + b"}" * 70], ids=["1000 arrays", "70 objects"])
+def test_deeply_nested_json_is_a_400(client, target, path, body):
+    r = client(target).post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert "nested more than 64 levels" in r.json()["message"]
+
+
+def test_nesting_within_the_bound_is_read(client):
+    body = b'{"a":' * 60 + b"1" + b"}" * 60  # valid JSON, just not a queue: a 422, not a 400
+    r = client("start").post("/queues/start", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "offset=%C2%B2", "limit=%D9%A3", "offset=" + "9" * 5000])
+def test_non_ascii_or_huge_digits_in_the_query_are_a_400(client, query):
+    r = client("status").get(f"/queues?{query}")
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == "error"
+
+
+@pytest.mark.parametrize("headers, query", [({"Last-Event-ID": "\u00b2".encode()}, ""),
+                                            ({}, "?last_event_id=%C2%B2"), ({}, "?last_event_id=" + "1" * 5000)])
+def test_non_ascii_or_huge_last_event_id_is_a_400(client, historical, headers, query):
+    queue_id = client("start").post("/queues/start", json=historical).json()["data"]["queue_id"]
+    r = client("status").get(f"/queues/{queue_id}/watch{query}", headers=headers)
+    assert r.status_code == 400, r.text
+    assert "Last-Event-ID" in r.json()["message"]
+
+
+def test_plain_telemetry_posted_to_the_all_in_one_root_is_telemetry(client):
+    r = client("all").post("/", json={"type": "telemetry", "queue_id": "nope", "status": "loading"})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["outcome"] == "unknown_queue"
