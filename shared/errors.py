@@ -39,6 +39,11 @@ class UnsupportedMediaType(ClientError):
 class MethodNotAllowed(ClientError):
     status_code = 405
 
+    def __init__(self, message: str, *, allow: list[str]) -> None:
+        super().__init__(message)
+        self.allow = allow
+        """The methods the path answers: the response's ``Allow`` header."""
+
 
 class NotFound(ClientError):
     status_code = 404

@@ -162,7 +162,8 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params
                 return r.handler, m.groupdict()
             allowed.append(r.method)
     if allowed:
-        raise MethodNotAllowed(f"{method} {path} is not allowed; use {', '.join(sorted(set(allowed)))}")
+        allow = sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set()))
+        raise MethodNotAllowed(f"{method} {path} is not allowed; use {', '.join(allow)}", allow=allow)
     raise NotFound(f"no route for {method} {path}")
 
 
@@ -179,6 +180,8 @@ async def serve(request: Request, *, function: str, routes: list[Route]) -> Resp
     except ClientError as e:
         metrics.ERRORS.labels(function, "client").inc()
         response = envelope(e.status_code, e.message, errors=e.details or None)
+        if isinstance(e, MethodNotAllowed):
+            response.headers["Allow"] = ", ".join(e.allow)
     except BackendUnavailable as e:
         metrics.ERRORS.labels(function, "backend").inc()
         log.warning("%s: %s", function, e.message)

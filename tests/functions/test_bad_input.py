@@ -134,3 +134,15 @@ def test_plain_telemetry_posted_to_the_all_in_one_root_is_telemetry(client):
     r = client("all").post("/", json={"type": "telemetry", "queue_id": "nope", "status": "loading"})
     assert r.status_code == 200, r.text
     assert r.json()["data"]["outcome"] == "unknown_queue"
+
+
+@pytest.mark.parametrize("target, method, path, allow", [
+    ("start", "GET", "/queues/start", "POST"),
+    ("status", "POST", "/queues", "GET, HEAD"),
+    ("status", "DELETE", "/health/live", "GET, HEAD"),
+])
+def test_405_says_what_is_allowed(client, target, method, path, allow):
+    r = client(target).request(method, path)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == allow
+    assert r.json()["status"] == "error" and allow.split(",")[0] in r.json()["message"]
