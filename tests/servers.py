@@ -66,14 +66,20 @@ class FunctionServer:
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
              raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, _parse(resp.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _parse(e.read())
+        return http_call(self.url + path, method, body, headers, raw=raw, timeout=timeout)
+
+
+def http_call(url: str, method: str, body: Any = None, headers: dict[str, str] | None = None,
+              raw: bytes | None = None, timeout: float = 30) -> tuple[int, Any]:
+    """One request with a JSON body (or `raw` bytes): (status, the reply parsed as JSON, or text)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, _parse(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, _parse(e.read())
 
 
 def _parse(body: bytes) -> Any:

@@ -51,7 +51,7 @@ import yaml
 
 from tests.infra.children import die_with_parent, free_port
 from tests.infra.dataplane import CACHE
-from tests.servers import FF, ROOT, FunctionServer, _parse
+from tests.servers import FF, ROOT, FunctionServer, http_call
 
 EVENTING = ROOT / "eventing"
 SERVICES_YAML = EVENTING / "services.yaml"
@@ -432,14 +432,7 @@ class QueueProxy:
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
              timeout: float = 30) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, _parse(resp.read())
-        except urllib.error.HTTPError as e:
-            return e.code, _parse(e.read())
+        return http_call(self.url + path, method, body, headers, timeout=timeout)
 
     def wait_for_drain(self, timeout: float = DRAIN_SECONDS + 30) -> int:
         """GET :8022/wait-for-drain, the user container's preStop hook (deploy.go userLifecycle):
