@@ -60,6 +60,15 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
+def _bounded(value: Any, raw: bytes | bytearray | str, what: str) -> Any:
+    """`value` (parsed from `raw`) if nested at most MAX_DEPTH levels. :raises ClientError:"""
+    # Nesting needs at least as many brackets: most bodies are never walked.
+    opening = raw.count("[") + raw.count("{") if isinstance(raw, str) else raw.count(b"[") + raw.count(b"{")
+    if opening > MAX_DEPTH and _too_deep(value):
+        raise ClientError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
 def _json(raw: Any, what: str) -> Any:
     if isinstance(raw, bytes | bytearray | str):
         if not raw:
@@ -70,11 +79,7 @@ def _json(raw: Any, what: str) -> Any:
             raise ClientError(f"{what} is not valid JSON: {e}") from e
         except RecursionError as e:
             raise ClientError(f"{what} is nested more than {MAX_DEPTH} levels deep") from e
-        # Nesting needs at least as many brackets: most bodies are never walked.
-        opening = raw.count("[") + raw.count("{") if isinstance(raw, str) else raw.count(b"[") + raw.count(b"{")
-        if opening > MAX_DEPTH and _too_deep(value):
-            raise ClientError(f"{what} is nested more than {MAX_DEPTH} levels deep")
-        return value
+        return _bounded(value, raw, what)
     return raw
 
 
@@ -118,12 +123,14 @@ def decode(headers: dict[str, str], body: bytes, *, lowered: bool = False) -> In
     if not is_cloudevent(headers):
         return Inbound(data=_json(body, "request body"))
     try:
-        event = from_http(headers, body)
+        event = from_http(headers, body)  # parses a structured event's JSON itself
     except GenericException as e:
         raise ClientError(f"malformed CloudEvent: {e}") from e
+    except RecursionError as e:
+        raise ClientError(f"CloudEvent is nested more than {MAX_DEPTH} levels deep") from e
     attrs = dict(event.get_attributes())
     return Inbound(
-        data=_json(event.get_data(), "CloudEvent data"),
+        data=_bounded(_json(event.get_data(), "CloudEvent data"), body, "CloudEvent data"),
         ce={k: v for k, v in attrs.items() if k in CORE},
         extensions={k: v for k, v in attrs.items() if k not in CORE},
     )

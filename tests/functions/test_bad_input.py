@@ -146,3 +146,14 @@ def test_405_says_what_is_allowed(client, target, method, path, allow):
     assert r.status_code == 405, r.text
     assert r.headers["allow"] == allow
     assert r.json()["status"] == "error" and allow.split(",")[0] in r.json()["message"]
+
+
+@pytest.mark.parametrize("target, path", [("start", "/queues/start"), ("telemetry", "/telemetry")])
+@pytest.mark.parametrize("data", [DEEP, b'{"a":' * 70 + b"1" + b"}" * 70], ids=["1000 arrays", "70 objects"])
+def test_deeply_nested_structured_cloudevent_is_a_400(client, target, path, data):
+    """The CloudEvents SDK parses a structured event itself: the bound holds there too."""
+    body = (b'{"specversion":"1.0","id":"x","source":"/s","type":"dev.streamforge.queue.telemetry","data":'
+            + data + b"}")
+    r = client(target).post(path, content=body, headers={"content-type": "application/cloudevents+json"})
+    assert r.status_code == 400, r.text
+    assert "nested more than 64 levels" in r.json()["message"]
