@@ -14,6 +14,9 @@ random ports, with its data in a temporary directory.
     with KafkaBroker(sasl="SCRAM-SHA-256", users={"alice": "alice-secret"}) as kafka:
         consumer = KafkaConsumer(**kafka.client_config(user="alice"))
 
+    # SASL over TLS (SASL_SSL, a CA of its own: kafka.ca_path), as production runs it:
+    with KafkaBroker(sasl="SCRAM-SHA-512", tls=True) as kafka: ...
+
 CLI (for ``make run-kafka``)::
 
     python -m tests.infra.kafka_broker run [--port 9092] [--sasl PLAIN] [--user alice:secret]
@@ -28,11 +31,13 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -188,7 +193,13 @@ class KafkaBroker:
         log_level: str | None = None,
         libs_dir: str | os.PathLike[str] | None = None,
         host: str = "127.0.0.1",
+        tls: bool = False,
     ) -> None:
+        if tls and sasl is None:
+            raise ValueError("tls needs sasl: the TLS listener is SASL_SSL")
+        self.tls = tls
+        #: the CA that signed the TLS listener's certificate (with tls=True, once started)
+        self.ca_path: Path | None = None
         if sasl is not None:
             sasl = sasl.upper()
             if sasl not in SASL_MECHANISMS:
@@ -257,7 +268,7 @@ class KafkaBroker:
 
     @property
     def security_protocol(self) -> str:
-        return "SASL_PLAINTEXT" if self.sasl else "PLAINTEXT"
+        return ("SASL_SSL" if self.tls else "SASL_PLAINTEXT") if self.sasl else "PLAINTEXT"
 
     @property
     def log_path(self) -> Path | None:
@@ -320,6 +331,8 @@ class KafkaBroker:
                 sasl_plain_username=user,
                 sasl_plain_password=password,
             )
+        if self.tls:
+            cfg["ssl_cafile"] = str(self.ca_path)
         cfg.update(overrides)
         return cfg
 
@@ -526,27 +539,33 @@ class KafkaBroker:
         if self.sasl:
             assert self.internal_port
             mech = self.sasl.lower()
+            lst = self.security_protocol  # the client listener's name is its protocol
             props.update(
                 {
-                    "listeners": f"SASL_PLAINTEXT://{h}:{self.port},INTERNAL://{h}:{self.internal_port},"
+                    "listeners": f"{lst}://{h}:{self.port},INTERNAL://{h}:{self.internal_port},"
                     f"CONTROLLER://{h}:{self.controller_port}",
-                    "advertised.listeners": f"SASL_PLAINTEXT://{h}:{self.port},INTERNAL://{h}:{self.internal_port}",
-                    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,"
-                    "SASL_PLAINTEXT:SASL_PLAINTEXT",
+                    "advertised.listeners": f"{lst}://{h}:{self.port},INTERNAL://{h}:{self.internal_port}",
+                    "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,{lst}:{lst}",
                     "inter.broker.listener.name": "INTERNAL",
                     "sasl.enabled.mechanisms": self.sasl,
-                    "listener.name.sasl_plaintext.sasl.enabled.mechanisms": self.sasl,
+                    f"listener.name.{lst.lower()}.sasl.enabled.mechanisms": self.sasl,
                 }
             )
             if self.sasl == "PLAIN":
                 entries = " ".join(f'user_{u}="{p}"' for u, p in self.users.items())
-                props[f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config"] = (
+                props[f"listener.name.{lst.lower()}.{mech}.sasl.jaas.config"] = (
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required {entries};"
                 )
             else:
-                props[f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config"] = (
+                props[f"listener.name.{lst.lower()}.{mech}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
+            if self.tls:
+                from tests.infra.kafka_tls import make_certificates
+
+                if self.ca_path is None:
+                    self.ca_path, self._keystore = make_certificates(self.work_dir / "tls", h)
+                props.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(self._keystore)})
         else:
             props.update(
                 {
@@ -640,7 +659,7 @@ class KafkaBroker:
                 # Cheap raw check first: the listener accepts TCP before the broker serves
                 # requests, and a kafka-python client whose constructor times out leaks its IO
                 # thread and sockets (kafka-python 3.0.12), so only build one once Kafka answers.
-                status = _api_versions_status(self.host, port)
+                status = _api_versions_status(self.host, port, ca=cfg.get("ssl_cafile"))
                 if status != "ok":
                     last_err = f"port {port}: {status}"
                     time.sleep(0.1)
@@ -708,14 +727,18 @@ class KafkaBroker:
             self.cluster_id = None
 
 
-def _api_versions_status(host: str, port: int, timeout: float = 1.0) -> str:
+def _api_versions_status(host: str, port: int, timeout: float = 1.0, ca: str | None = None) -> str:
     """Send a raw ApiVersions v0 request (allowed before SASL authentication); "ok" when the
-    broker answers it, else a short reason."""
+    broker answers it, else a short reason. With ``ca``, over TLS trusting that CA."""
     client_id = b"streamforge-readiness"
     correlation_id = 0x5F5F
     header = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+            if ca:
+                tls = ssl.create_default_context(cafile=ca)
+                sock = stack.enter_context(tls.wrap_socket(sock, server_hostname=host))
             sock.settimeout(timeout)
             sock.sendall(struct.pack(">i", len(header)) + header)
             data = b""
