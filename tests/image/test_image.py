@@ -1,0 +1,203 @@
+"""The image users deploy, run as Kubernetes runs it (tests/image/pod.py): read-only root with
+no tmpfs on /tmp, the image's numeric non-root user, all capabilities dropped,
+no-new-privileges, and the env, volumes and probes of eventing/services.yaml, around real
+servers (kube-apiserver with the RBAC of eventing/rbac.yaml, Kafka with SASL_SSL
+SCRAM-SHA-512, the ArangoDB stand-in)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.examples import load
+from tests.factories import kafka_source_event, telemetry
+from tests.image.pod import Cluster, Pod
+from tests.infra.kafka_broker import KafkaBroker
+from tests.integration.kubeutil import Kube
+from tests.knative.test_shutdown import HeldStart, wait_refused
+from tests.servers import ROOT
+
+pytestmark = [pytest.mark.kube, pytest.mark.kafka, pytest.mark.image]
+FUNCTIONS = ("start", "stop", "telemetry", "status")
+
+
+@contextlib.contextmanager
+def pods(image: str, cluster: Cluster, *specs: tuple[str, dict[str, Any]]) -> Iterator[list[Pod]]:
+    """Start every pod, then wait for each one's startup and readiness probes."""
+    running = [Pod(image, component, cluster, **kw) for component, kw in specs]
+    try:
+        for pod in running:
+            pod.start()
+        for pod in running:
+            pod.wait_probe("startupProbe")
+            pod.wait_probe("readinessProbe")
+        yield running
+    finally:
+        for pod in running:
+            pod.__exit__(None, None, None)
+
+
+def in_image(image: str, code: str) -> str:
+    """Run Python code in the image (its own interpreter, its user, a read-only root)."""
+    out = subprocess.run(["podman", "run", "--rm", "--read-only", "--network", "none", "--ulimit", "nofile=16384:16384",
+                          "--ulimit", "nproc=4096:4096", "--entrypoint", "python3", image, "-c", code],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_image_config(image: str) -> None:
+    out = subprocess.run(["podman", "image", "inspect", "--format", "json", image],
+                         check=True, capture_output=True, text=True)
+    cfg = yaml.safe_load(out.stdout)[0]["Config"]
+    assert cfg["User"] == "65532:65532"
+    assert cfg["Entrypoint"] == ["functions-framework"]
+    env = dict(e.split("=", 1) for e in cfg["Env"])
+    func_yaml = yaml.safe_load((ROOT / "func.yaml").read_text())
+    for e in func_yaml["run"]["envs"]:
+        if e.get("name", "").startswith("FUNCTION_") or e.get("name") == "QM_FUNCTION":
+            assert env[e["name"]] == e["value"], e
+    assert env["TMPDIR"] == "/tmp" and env["XDG_RUNTIME_DIR"] == "/tmp"
+    labels = cfg["Labels"]
+    for key in ("title", "description", "source", "version", "revision", "created"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert labels["org.opencontainers.image.version"] == "0.1.0"
+
+
+def test_image_has_no_installer_and_only_checked_bytecode(image: str) -> None:
+    report = in_image(image, """
+import importlib.util, pathlib, shutil, sys
+missing = [m for m in ("pip", "setuptools", "ensurepip", "wheel") if importlib.util.find_spec(m)]
+print("installers", missing)
+print("tools", [t for t in ("gcc", "cc", "make", "pip", "pip3", "apt-get") if shutil.which(t)])
+unchecked = stale = 0
+for py in pathlib.Path("/opt/queue-manager").rglob("*.py"):
+    pyc = importlib.util.cache_from_source(str(py))
+    try:
+        head = open(pyc, "rb").read(16)
+    except FileNotFoundError:
+        stale += 1
+        continue
+    flags = int.from_bytes(head[4:8], "little")
+    if flags != 0b11 or head[8:16] != importlib.util.source_hash(py.read_bytes()):
+        unchecked += 1
+print("bytecode", unchecked, stale)
+""")
+    assert "installers []" in report and "tools []" in report, report
+    assert "bytecode 0 0" in report, report  # every module compiled, each checked by its source hash
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_answers_its_probes_and_metrics(image: str, cluster: Cluster, function: str) -> None:
+    with pods(image, cluster, (function, {})) as (pod,):
+        pod.wait_probe("livenessProbe")
+        code, ready = pod.call("GET", pod.probe("readinessProbe")["httpGet"]["path"])
+        assert code == 200 and set(ready["data"].values()) == {"ok"}, ready
+        backends = " ".join(ready["data"])
+        assert "arango" in backends, ready  # the state every function reads
+        if function in ("start", "stop"):  # they publish events and launch or delete Jobs
+            assert "kafka" in backends and "kubernetes" in backends, ready
+        code, metrics = pod.call("GET", "/metrics")
+        assert code == 200 and "queue_manager_" in metrics
+        assert pod.inspect("{{.Config.User}}") == "65532:65532"
+        assert pod.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
+
+
+def seed_flow(start: Pod, status: Pod, telemetry_pod: Pod, stop: Pod, kube: Kube, kafka: KafkaBroker) -> str:
+    code, body = start.call("POST", "/queues/start", load("historical"))
+    assert code == 200, body
+    queue_id, jobs = body["data"]["queue_id"], body["data"]["jobs"]
+    launched = [j["id"] for j in jobs if j["status"] == "launched"]
+    assert launched
+    names = {j.metadata.name for j in kube.batch.list_namespaced_job(kube.namespace).items}
+    assert set(launched) <= names, (launched, names)  # created with the queue-manager token
+
+    code, body = status.call("GET", f"/queues/{queue_id}")
+    assert code == 200 and body["data"]["id"] == queue_id, body
+
+    headers, raw = kafka_source_event(telemetry(queue_id, job_id=launched[0], status="loading",
+                                                records_written=42), key=queue_id)
+    code, body = telemetry_pod.call("POST", "/", raw=raw, headers=headers)
+    assert code in (200, 202), body
+    code, body = status.call("GET", f"/queues/{queue_id}")
+    job = next(j for j in body["data"]["jobs"] if j["id"] == launched[0])
+    assert job["status"] == "running" and job["records_written"] == 42, job  # loading is a running job
+
+    code, body = stop.call("POST", f"/queues/{queue_id}/stop")
+    assert code == 200, body
+    code, body = status.call("GET", f"/queues/{queue_id}")
+    assert body["data"]["status"] in ("stopping", "stopped"), body
+    assert_started_event(kafka, queue_id)
+    return queue_id
+
+
+def assert_started_event(kafka: KafkaBroker, queue_id: str) -> None:
+    """The start's event reached queue-events over SASL_SSL."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
+    try:
+        parts = [TopicPartition("queue-events", p) for p in consumer.partitions_for_topic("queue-events") or ()]
+        assert parts, "no queue-events topic"
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        types: list[str] = []
+        deadline = time.monotonic() + 30
+        while "dev.streamforge.queue.started" not in types and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                types += [dict(r.headers)["ce_type"].decode() for r in records if r.key == queue_id.encode()]
+    finally:
+        consumer.close()
+    assert "dev.streamforge.queue.started" in types, types
+
+
+def test_seed_flow_through_the_four_functions(image: str, cluster: Cluster, kube: Kube,
+                                              kafka_tls: KafkaBroker) -> None:
+    with pods(image, cluster, *[(f, {}) for f in FUNCTIONS]) as (start, stop, telemetry_pod, status):
+        seed_flow(start, status, telemetry_pod, stop, kube, kafka_tls)
+
+
+def test_all_in_one_writes_nothing_outside_its_writable_paths(image: str, cluster: Cluster, kube: Kube,
+                                                              kafka_tls: KafkaBroker) -> None:
+    """With a writable root (so that a stray write would succeed and show), the seed flow through
+    the all-in-one leaves the image's filesystem unchanged: everything went to the emptyDir."""
+    with pods(image, cluster, ("start", {"function": "all", "read_only": False})) as (pod,):
+        seed_flow(pod, pod, pod, pod, kube, kafka_tls)
+        changed = [line for line in pod.diff() if line]
+        stray = [line for line in changed if line.split(" ", 1)[1] not in pod.runtime_paths()]
+        assert not stray, stray
+        written = sorted(p.name for p in pod.volume_dirs["/tmp"].iterdir())
+        assert "gunicorn.ctl" in written, written  # XDG_RUNTIME_DIR went to the emptyDir too
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(image: str, cluster: Cluster) -> None:
+    with pods(image, cluster, ("start", {}), ("status", {})) as (start, status):
+        held = HeldStart(start.port, "held-over-sigterm")
+        start.signal("TERM")
+        wait_refused(start.port)
+        code, body = held.finish()
+        assert code == 200, body
+        assert start.wait(60) == 0, start.logs()
+        code, got = status.call("GET", f"/queues/{body['data']['queue_id']}")
+        assert code == 200 and len(got["data"]["jobs"]) == len(body["data"]["jobs"]), got
+
+
+def test_without_a_writable_tmp_the_function_never_gets_ready(image: str, cluster: Cluster) -> None:
+    """Why services.yaml mounts an emptyDir at /tmp: under readOnlyRootFilesystem without it,
+    gunicorn's worker finds no temporary directory and dies at start, again and again."""
+    pod = Pod(image, "status", cluster)
+    pod.container["volumeMounts"] = [m for m in pod.container["volumeMounts"] if m["mountPath"] != "/tmp"]
+    with pod:
+        deadline = time.monotonic() + 20
+        while "No usable temporary directory" not in pod.logs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "No usable temporary directory" in pod.logs()
+        with contextlib.suppress(OSError):
+            code, _ = pod.call("GET", "/health/ready", timeout=2)
+            assert code != 200
