@@ -74,7 +74,7 @@ def test_func_build_wraps_python_in_func_python_scaffolding(func_bin: Path, func
     """Pins upstream behaviour (knative.dev/func v0.49.2 pkg/buildpacks): for `runtime: python`
     `func build` writes func-python scaffolding (`python -m service.main`, importing a module
     `function`) and a pre-buildpack moves the sources into fn/. That replaces the
-    functions-framework entry point, so the image is built with `pack build` and deployed by
+    functions-framework entry point, so the image is built from the Containerfile and deployed by
     digest (README, Deployment). Stops before building: no docker daemon in func_env."""
     app = tmp_path / "app"
     app.mkdir()
