@@ -1,7 +1,7 @@
 """Concurrency slots as leases in the state store.
 
-A target limited to N concurrent Jobs has N slot documents (`<target>/<n>`),
-and "*" the overall limit. A job takes a free or expired slot with a
+A target limited to N concurrent Jobs has N slot documents (`<target>:<n>`, a
+valid ArangoDB key), and "*" the overall limit. A job takes a free or expired slot with a
 compare-and-set; the holder is the job's id, so a repeated acquire by any
 instance for the same job finds its own slot instead of taking a second.
 Slots are released when the job ends; a lease not renewed (by the job's
@@ -19,6 +19,13 @@ from shared import metrics
 from shared.state import AlreadyExists, RevisionConflict, StateStore
 
 GLOBAL = "*"
+# Compare-and-set rounds before a take gives up for now: each lost round means another instance
+# took a slot meanwhile, and a job that gets none waits for the next chance (telemetry, sweep).
+MAX_ROUNDS = 8
+
+
+def slot_key(pool: str, n: int) -> str:
+    return f"{pool}:{n}"
 
 
 def _now() -> dt.datetime:
@@ -38,12 +45,20 @@ class Slots:
         return [p for p in (target, GLOBAL) if p in self.limits]
 
     def _try(self, pool: str, holder: str, *, renew_only: bool = False) -> bool:
+        for _ in range(MAX_ROUNDS):
+            taken = self._round(pool, holder, renew_only=renew_only)
+            if taken is not None:
+                return taken
+        return False
+
+    def _round(self, pool: str, holder: str, *, renew_only: bool) -> bool | None:
+        """True: holds a slot; False: none free; None: lost a race, look again."""
         now = _now()
         expires = (now + dt.timedelta(seconds=self.ttl_s)).isoformat()
         body = json.dumps({"holder": holder, "expires_at": expires, "pool": pool})
         free_key: tuple[str, str | None] | None = None
         for n in range(self.limits[pool]):
-            key = f"{pool}/{n}"
+            key = slot_key(pool, n)
             found = self.store.get(key)
             if found is None:
                 free_key = free_key or (key, None)
@@ -70,7 +85,7 @@ class Slots:
                     metrics.LEASE_EXPIRATIONS.labels(pool).inc()
                 self.store.replace(key, body, rev=free_rev)
         except (AlreadyExists, RevisionConflict):
-            return self._try(pool, holder)  # someone took that one meanwhile: look again
+            return None  # someone took that one meanwhile
         return True
 
     def acquire(self, target: str, holder: str) -> bool:
@@ -90,7 +105,7 @@ class Slots:
 
     def _release(self, pool: str, holder: str) -> None:
         for n in range(self.limits[pool]):
-            key = f"{pool}/{n}"
+            key = slot_key(pool, n)
             found = self.store.get(key)
             if found and json.loads(found[0]).get("holder") == holder:
                 try:
@@ -109,7 +124,7 @@ class Slots:
         now = _now().isoformat()
         held = 0
         for n in range(self.limits.get(pool, 0)):
-            found = self.store.get(f"{pool}/{n}")
+            found = self.store.get(slot_key(pool, n))
             if found:
                 lease = json.loads(found[0])
                 held += bool(lease.get("holder") and lease["expires_at"] >= now)

@@ -24,7 +24,7 @@ from requests.exceptions import RequestException
 from shared.config import ArangoSettings
 from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable
-from shared.state.base import AlreadyExists, RevisionConflict
+from shared.state.base import AlreadyExists, InvalidKey, RevisionConflict, valid_key
 
 LIST_QUERY = (
     "FOR q IN @@col"
@@ -80,6 +80,8 @@ class ArangoStore:
         self._ready = True
 
     def create(self, key: str, doc: str) -> str:
+        if not valid_key(key):
+            raise InvalidKey(key)
         try:
             meta = self._guard(self._col.insert, {**json.loads(doc), "_key": key})
         except DocumentInsertError as e:
@@ -89,10 +91,14 @@ class ArangoStore:
         return str(meta["_rev"])
 
     def get(self, key: str) -> tuple[str, str] | None:
+        if not valid_key(key):  # python-arango would read "a/b" as a document id of collection "a"
+            return None
         doc = self._guard(self._col.get, key)
         return None if doc is None else (_text(doc), str(doc["_rev"]))
 
     def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
+        if not valid_key(key):
+            raise InvalidKey(key)
         body = {**json.loads(doc), "_key": key, "_rev": rev}
         try:
             meta = self._guard(self._col.replace, body, check_rev=True)

@@ -6,8 +6,22 @@ than they build dicts, and the hot path (telemetry) does one of each per event.
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from typing import Protocol
+
+# ArangoDB's rule for a document key (`_key`): 1 to 254 bytes of letters, digits and these
+# punctuation characters. Both backends apply it, so the embedded store refuses what production
+# would: a key such as "pool/0" is a document *id* to ArangoDB's clients and servers.
+_KEY = re.compile(r"[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}")
+
+
+def valid_key(key: object) -> bool:
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None
+
+
+class InvalidKey(ValueError):
+    """Not a key ArangoDB accepts. Reading one finds nothing; writing one is a bug."""
 
 
 class AlreadyExists(Exception):
@@ -25,10 +39,11 @@ class StateStore(Protocol):
         """Insert the JSON document `doc` under `key`; return its revision.
 
         :raises AlreadyExists:
+        :raises InvalidKey: `key` breaks ArangoDB's key rule (`valid_key`)
         """
 
     def get(self, key: str) -> tuple[str, str] | None:
-        """(document JSON, revision), or None."""
+        """(document JSON, revision), or None (also for a key no document can have)."""
 
     def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
         """Replace the document if its revision is still `rev`; return the new one.

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable
-from shared.state.base import AlreadyExists, RevisionConflict
+from shared.state.base import AlreadyExists, InvalidKey, RevisionConflict, valid_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -90,6 +90,8 @@ class SqliteStore:
             raise BackendUnavailable("state", f"sqlite: {e}") from e
 
     def create(self, key: str, doc: str) -> str:
+        if not valid_key(key):
+            raise InvalidKey(key)
         try:
             self._run(
                 f"INSERT INTO {self.table} (key, rev, doc, status, symbol, started_at) VALUES (?1, 1, ?2,"
@@ -102,10 +104,14 @@ class SqliteStore:
         return "1"
 
     def get(self, key: str) -> tuple[str, str] | None:
+        if not valid_key(key):
+            return None
         row = self._run(f"SELECT doc, rev FROM {self.table} WHERE key = ?", (key,)).fetchone()
         return None if row is None else (row[0], str(row[1]))
 
     def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
+        if not valid_key(key):
+            raise InvalidKey(key)
         new_rev = int(rev) + 1
         # Naming the indexed status column in SET re-indexes it even when the value
         # is the same: more than half the cost of a telemetry write.

@@ -17,6 +17,7 @@ from shared.models import QueueStart
 from shared.state import AlreadyExists, RevisionConflict, mutate
 from shared.state.arango import ArangoStore
 from shared.state.sqlite import SqliteStore
+from shared.state.base import InvalidKey
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.
@@ -83,6 +84,23 @@ def test_create_twice_is_already_exists(store):
 
 def test_get_missing_is_none(store):
     assert store.get(str(uuid.uuid4())) is None
+
+
+@pytest.mark.parametrize("key", ["loader-producer/0", "a b", "ключ", "x" * 255, ""])
+def test_keys_arangodb_refuses_are_refused_alike(store, key):
+    """A key ArangoDB would refuse (or read as a document id, like "pool/0") finds nothing and
+    can't be written, on both backends: SQLite accepting it hid a bug ArangoDB had."""
+    assert store.get(key) is None
+    with pytest.raises(InvalidKey):
+        store.create(key, json.dumps(_doc()))
+    with pytest.raises(InvalidKey):
+        store.replace(key, json.dumps(_doc()), rev="1")
+
+
+def test_every_key_character_arangodb_allows_is_allowed(store):
+    key = "aZ09_-:.@()+,=;$!*'%"
+    store.create(key, json.dumps(_doc()))
+    assert store.get(key) is not None
 
 
 def test_replace_is_compare_and_set(store):
