@@ -19,16 +19,19 @@ import pytest
 
 from shared import cli, cli_api
 from shared.examples import load
+from tests.backends import BACKENDS, state_env
 from tests.infra.children import free_port
 from tests.servers import ROOT, FunctionServer, base_env
 
 EXAMPLES = ROOT / "shared" / "examples"
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    """A fresh `all` per test: queues for the same data would overlap (409) on a shared one."""
-    with FunctionServer("all", base_env(tmp_path / "state"), tmp_path) as srv:
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh `all` per test, on each state backend: queues for the same data would overlap
+    (409) on a shared one."""
+    with state_env(request.param) as env, FunctionServer("all", base_env(tmp_path / "state", **env),
+                                                          tmp_path) as srv:
         yield srv
 
 

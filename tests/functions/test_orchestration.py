@@ -7,7 +7,7 @@ import threading
 
 from shared import runtime
 from shared.service import QueueService
-from shared.state.sqlite import SqliteStore
+from shared.state import open_store
 from tests.factories import telemetry
 
 
@@ -153,7 +153,7 @@ def test_racing_finished_telemetry_launches_each_dependent_once(client, historic
     graph = base.get(q.id).jobs[4]
     assert graph.status.value == "launched"
     # Eight "instances", each with its own connection to the store, get the same event at once.
-    workers = [QueueService(rt.settings, SqliteStore.at_dir(str(isolate_environment)), rt.bus, launcher)
+    workers = [QueueService(rt.settings, open_store(rt.settings), rt.bus, launcher)
                for _ in range(8)]
     barrier = threading.Barrier(len(workers))
     event = telemetry_model(q.id, graph.id, "finished")
@@ -210,8 +210,8 @@ def test_watch_streams_changes_and_resumes_from_last_event_id(client, legacy):
 def test_an_instance_remembering_an_old_state_still_sees_a_retry_by_another(client, historical,
                                                                              isolate_environment):
     rt = runtime.get()
-    a = QueueService(rt.settings, SqliteStore.at_dir(str(isolate_environment)), rt.bus, CountingLauncher())
-    b = QueueService(rt.settings, SqliteStore.at_dir(str(isolate_environment)), rt.bus, CountingLauncher())
+    a = QueueService(rt.settings, open_store(rt.settings), rt.bus, CountingLauncher())
+    b = QueueService(rt.settings, open_store(rt.settings), rt.bus, CountingLauncher())
     q = a.start(base_command({**historical, "on_failure": "continue"})).state
     for i in (0, 1, 3):
         a.telemetry(telemetry_model(q.id, q.jobs[i].id, "finished"))
