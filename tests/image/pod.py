@@ -232,9 +232,11 @@ class Pod:
         out = subprocess.run(["podman", "inspect", "--format", fmt, self.name], capture_output=True, text=True)
         return out.stdout.strip()
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 4000) -> str:
+        """The container's output (stdout and stderr), its last ``tail`` characters or all."""
         out = subprocess.run(["podman", "logs", self.name], capture_output=True, text=True)
-        return (out.stdout + out.stderr)[-4000:]
+        text = out.stdout + out.stderr
+        return text if tail is None else text[-tail:]
 
     def signal(self, sig: str = "TERM") -> None:
         subprocess.run(["podman", "kill", "--signal", sig, self.name], check=True, capture_output=True)

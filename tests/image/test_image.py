@@ -7,9 +7,11 @@ SCRAM-SHA-512, the ArangoDB stand-in)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from shared.examples import load
 from tests.factories import kafka_source_event, telemetry
 from tests.image.pod import Cluster, Pod
 from tests.infra.kafka_broker import KafkaBroker
+from tests.infra.kafka_tls import make_certificates
 from tests.integration.kubeutil import Kube
 from tests.knative.test_shutdown import HeldStart, wait_refused
 from tests.servers import ROOT
@@ -161,6 +164,36 @@ def test_seed_flow_through_the_four_functions(image: str, cluster: Cluster, kube
                                               kafka_tls: KafkaBroker) -> None:
     with pods(image, cluster, *[(f, {}) for f in FUNCTIONS]) as (start, stop, telemetry_pod, status):
         seed_flow(start, status, telemetry_pod, stop, kube, kafka_tls)
+        for pod in (start, stop, telemetry_pod, status):
+            assert_no_secret(cluster, pod.logs(tail=None))
+
+
+def assert_no_secret(cluster: Cluster, text: str) -> None:
+    """No Secret value (nor the ServiceAccount token) appears in ``text``."""
+    values = [v for s in cluster.secrets.values() for k, v in s.items() if k not in ("ca.crt", "user")]
+    values += list(cluster.tokens.values())
+    assert values and not [v for v in values if v in text]
+
+
+@pytest.mark.parametrize("broken", ["password", "ca"])
+def test_wrong_kafka_password_or_ca_fails_readiness_naming_kafka_without_leaking(
+        image: str, cluster: Cluster, broken: str, tmp_path: Path) -> None:
+    """SASL_SSL with SCRAM-SHA-512 as services.yaml configures it (KAFKA_USER, KAFKA_PASSWORD,
+    CA_PATH from the Secret): a wrong password, or a CA that did not sign the broker's
+    certificate, is a 503 naming Kafka, in readiness and on a start, and no secret is shown."""
+    secret = cluster.secrets["streamforge-kafka"]
+    if broken == "password":
+        secret["password"] = "not-the-kafka-password"
+    else:
+        secret["ca.crt"] = make_certificates(tmp_path / "another-ca")[0].read_text()
+    with Pod(image, "start", cluster) as pod:
+        pod.wait_probe("startupProbe")
+        code, ready = pod.call("GET", pod.probe("readinessProbe")["httpGet"]["path"], timeout=30)
+        assert code == 503 and ready["message"] == "unavailable: events (kafka)", ready
+        assert ready["data"]["state (arango)"] == "ok", ready
+        code, started = pod.call("POST", "/queues/start", load("historical"), timeout=30)
+        assert code == 503 and started["message"].startswith("kafka unavailable"), started
+        assert_no_secret(cluster, pod.logs(tail=None) + json.dumps(ready) + json.dumps(started))
 
 
 def test_all_in_one_writes_nothing_outside_its_writable_paths(image: str, cluster: Cluster, kube: Kube,
