@@ -4,6 +4,10 @@ It follows the real REST API (3.11/3.12, as in arangod's CommTask, RestDocumentH
 RestVocbaseBaseHandler, RestCursorHandler) for exactly what shared/state/arango.py and
 python-arango send: version, collections, persistent indexes, single-document CRUD with
 `_rev`/If-Match semantics, and the project's two AQL queries (tests/arango_standin_aql.py).
+With `general_aql=True` it also runs an AQL subset (tests/arango_standin_aqlx.py); databases,
+users, JWT and graph definitions are in tests/arango_standin_admin.py, arrays of documents,
+imports and index lookups in tests/arango_standin_bulk.py, stream transactions in
+tests/arango_standin_trx.py.
 
     with ArangoStandIn(password="pw") as arango:
         ArangoClient(hosts=arango.url).db("streamforge", username="root", password="pw")
@@ -28,9 +32,15 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 try:
+    from . import arango_standin_admin as admin
     from . import arango_standin_aql as aql
+    from . import arango_standin_bulk as bulk
+    from . import arango_standin_trx as stream
 except ImportError:  # imported as a top-level module
+    import arango_standin_admin as admin  # type: ignore[no-redef]
     import arango_standin_aql as aql  # type: ignore[no-redef]
+    import arango_standin_bulk as bulk  # type: ignore[no-redef]
+    import arango_standin_trx as stream  # type: ignore[no-redef]
 
 ApiError = aql.ApiError
 VERSION = "3.12.4"
@@ -130,6 +140,7 @@ class Database:
         self.name = name
         self.cols: dict[str, Collection] = {}
         self.cursors: dict[str, aql.Cursor] = {}
+        self.standin: Any = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -188,9 +199,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class ArangoStandIn:
     def __init__(self, username: str = "root", password: str = "",
-                 databases: tuple[str, ...] = ("streamforge",), port: int = 0):
+                 databases: tuple[str, ...] = ("streamforge",), port: int = 0,
+                 jwt_secret: str | None = None, general_aql: bool = False):
         self.lock = threading.RLock()
-        self.users = {username: password}
+        self.users, self.jwt_secret = {username: password}, jwt_secret
+        self.general_aql = general_aql  # the AQL subset of arango_standin_aqlx, not only the store's
+        self.grants: dict[str, set[str]] = {}  # users limited to some databases
+        self.user: str | None = None
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) answered
         self._port = port
         self._server: _Server | None = None
@@ -200,9 +215,19 @@ class ArangoStandIn:
         self._tick, self._hlc = 10_000, 0
         self.dbs: dict[str, Database] = {}
         for name in ("_system", *databases):
-            self.dbs[name] = db = Database(name)
-            for col in SYSTEM_COLLECTIONS:
-                db.cols[col] = Collection(self._next(), col, system=True)
+            self.add_database(name)
+
+    def add_database(self, name: str) -> None:
+        self.dbs[name] = db = Database(name)
+        db.standin = self
+        for col in SYSTEM_COLLECTIONS:
+            db.cols[col] = Collection(self._next(), col, system=True)
+
+    def ensure_collection(self, db: Database, name: Any, ctype: int) -> None:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ApiError(400, 1208, "illegal name")
+        if name not in db.cols:
+            db.cols[name] = Collection(self._next(), name, ctype)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -257,7 +282,7 @@ class ArangoStandIn:
         self._tick += 1
         return self._tick
 
-    def _new_rev(self) -> str:
+    def new_rev(self) -> str:
         self._hlc = max(self._hlc + 1, (time.time_ns() // 1_000_000) << 20)
         v, out = self._hlc, ""
         while v:
@@ -277,14 +302,20 @@ class ArangoStandIn:
             self.requests.append((method, path, status))
         return status, payload, extra
 
-    def _authorized(self, header: str | None) -> bool:
+    def _authorized(self, header: str | None, dbname: str) -> bool | None:
+        """True, False (unknown credentials), None (a user without access to that database)."""
+        if header and header.lower().startswith("bearer "):
+            return admin.jwt_valid(header[7:].strip(), self.jwt_secret)
         if not header or not header.lower().startswith("basic "):
             return False
         try:
             user, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
         except ValueError:
             return False
-        return user in self.users and self.users[user] == password
+        if user not in self.users or self.users[user] != password:
+            return False
+        self.user = user
+        return None if dbname not in self.grants.get(user, {dbname}) else True
 
     def _dispatch(self, method: str, path: str, query: dict, headers: Any,
                   raw: bytes) -> tuple[int, Any, dict]:
@@ -294,8 +325,11 @@ class ArangoStandIn:
         if path.startswith("/_db/"):
             name, _, tail = path[5:].partition("/")
             dbname, path = unquote(name), "/" + tail
-        authorized = self._authorized(headers.get("Authorization"))
+        self.user = None  # the request's user when not a superuser token
+        authorized = self._authorized(headers.get("Authorization"), dbname)
         db = self.dbs.get(dbname)
+        if authorized is None:  # a user without rights on the database (existing or not)
+            raise ApiError(401, 11, "not authorized to execute this request")
         if db is None:  # an unauthenticated client must not learn which databases exist
             raise (ApiError(404, 1228, "database not found") if authorized
                    else ApiError(401, 11, "forbidden"))
@@ -308,6 +342,10 @@ class ArangoStandIn:
         except ValueError as e:
             raise ApiError(400, 600, f"VPackError error: {e}") from None
         head, rest = segs[:2], segs[2:]
+        if head == ["_api", "transaction"]:
+            return stream.transactions(self, db, method, rest, body)
+        if headers.get("x-arango-trx-id"):
+            db = stream.view_for(db, headers.get("x-arango-trx-id"), method, head, rest, query)
         if head == ["_api", "version"] and not rest and method == "GET":
             out: dict[str, Any] = {"server": "arango", "version": VERSION, "license": "community"}
             if truthy(query.get("details")):
@@ -322,6 +360,11 @@ class ArangoStandIn:
             return self._documents(db, method, rest, query, headers, body)
         if head == ["_api", "cursor"]:
             return (*aql.cursor_request(db, method, rest, body, str(self._next())), {})
+        if head == ["_api", "import"] and not rest and method == "POST":
+            return bulk.import_documents(self, db, query, raw)
+        answer = admin.dispatch(self, db, method, head, rest, query, body)
+        if answer is not None:
+            return answer
         raise ApiError(404, 404, f"unknown path '{path}'")
 
     def _collection(self, db: Database, name: str | None, message: str) -> Collection:
@@ -372,7 +415,7 @@ class ArangoStandIn:
     # -- /_api/index -----------------------------------------------------------------------
     def _indexes(self, db: Database, method: str, rest: list, query: dict, body: Any):
         if rest:
-            raise ApiError(404, 404, f"unknown path '/_api/index/{'/'.join(rest)}'")
+            return bulk.index_by_id(self, db, method, rest)
         col = self._collection(db, query.get("collection"), "collection or view not found")
         if method == "GET":
             return 200, {"error": False, "code": 200, "indexes": copy.deepcopy(col.indexes),
@@ -380,23 +423,27 @@ class ArangoStandIn:
         if method != "POST":
             raise ApiError(405, 405, "method not supported")
         data = body if isinstance(body, dict) else {}
-        if data.get("type") not in ("persistent", "hash", "skiplist"):
-            raise ApiError(501, 9, "not implemented (stand-in supports persistent indexes only)")
+        itype = data.get("type")
+        if itype not in ("persistent", "hash", "skiplist", "geo", "fulltext"):
+            raise ApiError(501, 9, "not implemented (stand-in: persistent, geo, fulltext indexes)")
+        itype = "persistent" if itype in ("hash", "skiplist") else itype
         fields = data.get("fields")
         if (not isinstance(fields, list) or not fields
                 or not all(isinstance(f, str) and f for f in fields)):
             raise ApiError(400, 10, "invalid index description: 'fields' must be a non-empty "
                            "array of attribute paths")
-        unique, sparse = data.get("unique") is True, data.get("sparse") is True
+        unique = data.get("unique") is True
+        sparse = itype in ("geo", "fulltext") or data.get("sparse") is True
         for idx in col.indexes[1:]:
-            if (idx["fields"], idx["unique"], idx["sparse"]) == (fields, unique, sparse):
+            if (idx["type"], idx["fields"], idx["unique"], idx["sparse"]) == (itype, fields, unique,
+                                                                              sparse):
                 return 200, {**copy.deepcopy(idx), "isNewlyCreated": False,
                              "error": False, "code": 200}, {}
         tick = self._next()
         idx = {"cacheEnabled": data.get("cacheEnabled") is True, "deduplicate": True,
                "estimates": True, "fields": list(fields), "id": f"{col.name}/{tick}",
                "name": data.get("name") or f"idx_{tick}", "selectivityEstimate": 1,
-               "sparse": sparse, "type": "persistent", "unique": unique}
+               "sparse": sparse, "type": itype, "unique": unique}
         col.indexes.append(idx)
         try:
             for key, doc in col.docs.items():
@@ -416,7 +463,7 @@ class ArangoStandIn:
                                "/<key>")
             if method in ("GET", "HEAD"):
                 raise ApiError(404, 1203, "expecting GET /_api/document/<collection>/<key>")
-            raise ApiError(501, 9, "not implemented (stand-in supports single documents only)")
+            return bulk.many(self, db, method, rest, query, body)
         cname = rest[0] if rest else query.get("collection")
         if not cname:
             raise ApiError(400, 1204, "'collection' is missing, expecting /_api/document/<collection>")
@@ -459,7 +506,7 @@ class ArangoStandIn:
             merge = truthy(query.get("mergeObjects", "true"))
             user = _merge({k: v for k, v in current.items() if k not in meta and k != "_rev"},
                           user, keep_null, merge)
-        new = {**meta, "_rev": self._new_rev(), **user}
+        new = {**meta, "_rev": self.new_rev(), **user}
         col.check_unique(new, key)
         col.docs[key] = new
         out = {**meta, "_rev": new["_rev"], "_oldRev": current["_rev"]}
@@ -493,7 +540,7 @@ class ArangoStandIn:
                 user = _merge({k: v for k, v in old.items() if k not in ("_id", "_key", "_rev")},
                               user, truthy(query.get("keepNull", "false")),
                               truthy(query.get("mergeObjects", "true")))
-        new = {"_key": key, "_id": meta["_id"], "_rev": self._new_rev(), **user}
+        new = {"_key": key, "_id": meta["_id"], "_rev": self.new_rev(), **user}
         col.check_unique(new, key)
         col.docs[key] = new
         out: dict[str, Any] = {**meta, "_rev": new["_rev"]}

@@ -1,8 +1,9 @@
 """AQL and cursor half of the ArangoDB stand-in (see tests/arango_standin.py).
 
-AQL cannot be implemented in general, so only the two query strings of
-shared/state/arango.py are recognised (imported, so they cannot drift), with
-ArangoDB's bind-parameter checks and AQL value ordering. The cursor protocol
+Only the two query strings of shared/state/arango.py are recognised (imported, so
+they cannot drift), with ArangoDB's bind-parameter checks and AQL value ordering;
+a stand-in made with `general_aql=True` runs any other query through the AQL subset
+of tests/arango_standin_aqlx.py / tests/arango_standin_aqlrun.py. The cursor protocol
 follows arangod's RestCursorHandler / QueryResultCursor (3.11/3.12).
 """
 
@@ -201,7 +202,15 @@ def create_cursor(db: Any, body: Any, new_id: str) -> tuple[int, dict]:
     count = body.get("count") is True
     if (options.get("stream") is True or body.get("stream") is True) and count:
         raise ApiError(400, 10, "cannot use 'count' option for a streaming query")
-    rows, stats = execute(db.cols, query, bind or {}, options.get("fullCount") is True)
+    general_aql = getattr(db.standin, "general_aql", False)
+    if not general_aql or _norm(query) in QUERIES:
+        rows, stats = execute(db.cols, query, bind or {}, options.get("fullCount") is True)
+    else:  # the general subset (imported here: it builds on this module)
+        try:
+            from . import arango_standin_aqlrun as general
+        except ImportError:
+            import arango_standin_aqlrun as general  # type: ignore[no-redef]
+        rows, stats = general.run(db, query, bind or {}, options.get("fullCount") is True)
     extra = {"warnings": [], "stats": stats}
     if len(rows) <= batch_size:  # answered directly, no server-side cursor
         out: dict[str, Any] = {"result": rows, "hasMore": False}

@@ -16,8 +16,8 @@ from shared.errors import BackendUnavailable
 from shared.models import QueueStart
 from shared.state import AlreadyExists, RevisionConflict, mutate
 from shared.state.arango import ArangoStore
-from shared.state.sqlite import SqliteStore
 from shared.state.base import InvalidKey
+from shared.state.sqlite import SqliteStore
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.
