@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 
 from shared import admission, lifecycle, metrics, outbox
 from shared.clock import now
-from shared.errors import InvalidInput, NotFound, QueueManagerError
+from shared.errors import BackendUnavailable, InvalidInput, NotFound, QueueManagerError
 from shared.models import QueueState, Telemetry
 from shared.state import forget, mutate
+from shared.state.base import GroupConflict
 
 if TYPE_CHECKING:
     from shared.service import QueueService
 
+GROUP_ATTEMPTS = 5
 Outcome = str | QueueManagerError
 """`applied`, `duplicate`, `unknown_queue`, `unknown_job`; or the error to answer with."""
 
@@ -59,6 +61,23 @@ class _Merge:
         return changed
 
 
+def _merge_group(service: QueueService, reports: Sequence[Telemetry], by_queue: dict[str, list[int]],
+                 stamp: str, outcomes: list[Outcome | None]) -> dict[str, tuple[QueueState, bool, _Merge]]:
+    """Every queue's reports in one batch of the store; fills ``outcomes``."""
+    merged: dict[str, tuple[QueueState, bool, _Merge]] = {}
+    with service.store.batch():
+        for queue_id, indexes in by_queue.items():
+            change = _Merge([reports[i] for i in indexes], stamp, service.source)
+            try:
+                state, changed = mutate(service.store, queue_id, change, monotonic=True)
+                merged[queue_id] = (state, changed, change)
+            except NotFound:
+                change.outcomes = ["unknown_queue"] * len(indexes)
+            for i, outcome in zip(indexes, change.outcomes, strict=True):
+                outcomes[i] = outcome
+    return merged
+
+
 def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
     """Merge `reports`; one outcome per report, in order. Never raises for one report's sake."""
     stamp = now()
@@ -74,16 +93,16 @@ def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
         by_queue.setdefault(report.queue_id, []).append(i)
     merged: dict[str, tuple[QueueState, bool, _Merge]] = {}
     try:
-        with service.store.batch():
-            for queue_id, indexes in by_queue.items():
-                change = _Merge([reports[i] for i in indexes], stamp, service.source)
-                try:
-                    state, changed = mutate(service.store, queue_id, change, monotonic=True)
-                    merged[queue_id] = (state, changed, change)
-                except NotFound:
-                    change.outcomes = ["unknown_queue"] * len(indexes)
-                for i, outcome in zip(indexes, change.outcomes, strict=True):
-                    outcomes[i] = outcome
+        for attempt in range(1, GROUP_ATTEMPTS + 1):
+            try:
+                merged = _merge_group(service, reports, by_queue, stamp, outcomes)
+                break
+            except GroupConflict:
+                # Another writer won a document of the group: nothing of it was stored. Merge
+                # it again on fresh state, then give up with a 503 (redelivered whole).
+                forget(service.store, by_queue)
+                if attempt == GROUP_ATTEMPTS:
+                    raise BackendUnavailable("state", "the group lost every write conflict") from None
     except QueueManagerError as e:
         # Nothing of the batch was committed (or, without batches, what was is
         # re-applied as duplicates on redelivery): every report gets the error.

@@ -2,13 +2,17 @@
 
 Only these calls reach the server, and the test stand-in implements exactly
 them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
-`ignoreRevs=false`), collection/index creation, and the two AQL queries below.
+`ignoreRevs=false`), collection/index creation, the two AQL queries below, and
+stream transactions (`batch`: begin, the `x-arango-trx-id` header on the
+document calls, commit, abort).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from arango import ArangoClient
@@ -16,6 +20,7 @@ from arango.exceptions import (
     ArangoClientError,
     ArangoServerError,
     DocumentInsertError,
+    DocumentReplaceError,
     DocumentRevisionError,
 )
 from arango.http import DefaultHTTPClient
@@ -24,7 +29,7 @@ from requests.exceptions import RequestException
 from shared.config import ArangoSettings
 from shared.constants import QUEUE_COLLECTION
 from shared.errors import BackendUnavailable
-from shared.state.base import AlreadyExists, InvalidKey, RevisionConflict, valid_key
+from shared.state.base import AlreadyExists, GroupConflict, InvalidKey, RevisionConflict, valid_key
 
 LIST_QUERY = (
     "FOR q IN @@col"
@@ -34,6 +39,8 @@ LIST_QUERY = (
 COUNT_QUERY = "FOR q IN @@col COLLECT s = q.status WITH COUNT INTO n RETURN {status: s, count: n}"
 INDEXES = (["status"], ["symbol"], ["started_at"])
 ERR_UNIQUE = 1210
+ERR_CONFLICT = 1200  # 409 "write-write conflict" in a transaction; 412 is a revision mismatch
+LOCK_TIMEOUT_S = 5
 _META = ("_key", "_id", "_rev", "_oldRev")
 
 
@@ -55,6 +62,11 @@ class ArangoStore:
         self._db = self._client.db(settings.db, username=settings.user, password=settings.password)
         self._col = self._db.collection(collection)
         self._ready = False
+        self._local = threading.local()  # .col: this thread's collection inside a batch
+        self._batch_lock = threading.Lock()
+
+    def _collection(self) -> Any:
+        return getattr(self._local, "col", None) or self._col
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -83,7 +95,7 @@ class ArangoStore:
         if not valid_key(key):
             raise InvalidKey(key)
         try:
-            meta = self._guard(self._col.insert, {**json.loads(doc), "_key": key})
+            meta = self._guard(self._collection().insert, {**json.loads(doc), "_key": key})
         except DocumentInsertError as e:
             if e.error_code == ERR_UNIQUE:
                 raise AlreadyExists(key) from e
@@ -93,7 +105,7 @@ class ArangoStore:
     def get(self, key: str) -> tuple[str, str] | None:
         if not valid_key(key):  # python-arango would read "a/b" as a document id of collection "a"
             return None
-        doc = self._guard(self._col.get, key)
+        doc = self._guard(self._collection().get, key)
         return None if doc is None else (_text(doc), str(doc["_rev"]))
 
     def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
@@ -101,13 +113,47 @@ class ArangoStore:
             raise InvalidKey(key)
         body = {**json.loads(doc), "_key": key, "_rev": rev}
         try:
-            meta = self._guard(self._col.replace, body, check_rev=True)
+            meta = self._guard(self._collection().replace, body, check_rev=True)
         except DocumentRevisionError as e:
             raise RevisionConflict(key) from e
+        except DocumentReplaceError as e:
+            if e.http_code == 409 and e.error_code == ERR_CONFLICT:
+                if getattr(self._local, "col", None) is None:
+                    raise RevisionConflict(key) from e
+                # Inside a transaction: another writer changed it after our snapshot. Retrying
+                # in the same transaction can't help; the whole group is merged again.
+                raise GroupConflict(key) from e
+            raise
         return str(meta["_rev"])
 
-    def batch(self) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()  # each document write commits by itself
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One stream transaction: the writes made inside commit together, or not at all."""
+        if getattr(self._local, "col", None) is not None:  # nested: the outer batch commits
+            yield
+            return
+        # One group at a time per process, as SQLite's write lock gives: groups of one instance
+        # never conflict with each other; only another instance's writes can.
+        with self._batch_lock:
+            trx = self._guard(self._db.begin_transaction, read=[self.collection], write=[self.collection],
+                              lock_timeout=LOCK_TIMEOUT_S)
+            self._local.col = trx.collection(self.collection)
+            try:
+                yield
+            except BaseException:
+                self._local.col = None
+                with contextlib.suppress(ArangoServerError, ArangoClientError, RequestException, ConnectionError):
+                    trx.abort_transaction()
+                raise
+            self._local.col = None
+            try:
+                self._guard(trx.commit_transaction)
+            except ArangoServerError as e:  # not committed: nothing of the group is stored
+                with contextlib.suppress(ArangoServerError, ArangoClientError, RequestException, ConnectionError):
+                    trx.abort_transaction()
+                if e.http_code == 409 and e.error_code == ERR_CONFLICT:
+                    raise GroupConflict(self.collection) from e
+                raise BackendUnavailable("arango", f"transaction not committed: {e.error_message}") from e
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int

@@ -28,6 +28,11 @@ class AlreadyExists(Exception):
     """A document with this key exists (ArangoDB errorNum 1210)."""
 
 
+class GroupConflict(Exception):
+    """A batch lost a write-write conflict (ArangoDB 409, errorNum 1200) and stored nothing;
+    the whole group may be merged again."""
+
+
 class RevisionConflict(Exception):
     """The document changed since it was read (ArangoDB 412, errorNum 1200)."""
 
@@ -55,10 +60,11 @@ class StateStore(Protocol):
         """
 
     def batch(self) -> AbstractContextManager[None]:
-        """Writes made inside commit together, or not at all, where the backend can.
+        """Writes made inside commit together, or not at all (SQLite: one transaction;
+        ArangoDB: one stream transaction). Every write is still a compare-and-set.
 
-        A backend without multi-document transactions (ArangoDB's document API)
-        commits each write by itself: every write is still a compare-and-set.
+        :raises GroupConflict: another writer won; none of the group is stored
+        :raises BackendUnavailable: the group could not commit; none of it is stored
         """
 
     def list(
