@@ -5,8 +5,9 @@ GET /_api/transaction (running ones), and requests carrying `x-arango-trx-id`, a
 RestTransactionHandler answers them. A transaction works on a snapshot of the database taken
 at begin (RocksDB's snapshot isolation): its own writes are visible to it, nobody else sees
 them before commit, abort drops them. Commit applies the transaction's changes; a document
-that someone else changed after begin is a write-write conflict (409, errorNum 1200), as
-arangod reports it at write time. Writes through /_api/document and /_api/import to a
+that someone else changed after begin is a write-write conflict (409, errorNum 1200), reported
+at the write for a single-document replace/update/remove (as arangod does), else at commit.
+Not implemented, because the store never uses them: exclusive locks and lock timeouts. Writes through /_api/document and /_api/import to a
 collection not declared for writing fail with errorNum 1652.
 """
 
@@ -116,4 +117,12 @@ def view_for(db: Any, tid: str, method: str, head: list, rest: list, query: dict
     if method in ("POST", "PUT", "PATCH", "DELETE") and target and target not in trx.write \
             and not (method == "PUT" and query.get("onlyget")):
         raise ApiError(400, 1652, f"Transaction: collection '{target}' not declared for write")
+    if method in ("PUT", "PATCH", "DELETE") and head == ["_api", "document"] and len(rest) == 2:
+        # Changing a document someone committed a change to after this transaction began is a
+        # write-write conflict at once (RocksDB's snapshot isolation), not only at commit.
+        name, key = rest
+        col = db.cols.get(name)
+        if col is not None and col.docs.get(key) != trx.snapshot.get(name, {}).get(key):
+            trx.status = "aborted"
+            raise ApiError(409, 1200, f"write-write conflict on {name}/{key}")
     return trx.view

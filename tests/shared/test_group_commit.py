@@ -19,6 +19,7 @@ from shared.examples import load
 from shared.intake import Intake
 from shared.models import QueueStart, Telemetry
 from shared.service import QueueService
+from shared.state import forget
 from shared.state.arango import ArangoStore
 from shared.state.sqlite import SqliteStore
 from tests.arango_standin import ArangoStandIn
@@ -242,8 +243,8 @@ def test_concurrent_deliveries_to_the_real_server_are_all_applied(tmp_path, back
 
 
 def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeypatch, request):
-    """ArangoDB: another instance writes a queue of the group between the group's write and its
-    commit. The stream transaction does not commit (409, errorNum 1200), nothing of it is
+    """ArangoDB: another instance writes a queue of the group after the group's transaction read
+    it. The group's write is a write-write conflict (409, errorNum 1200), nothing of it is
     stored, and the group is merged again on the fresh state: both writes count. (SQLite's write
     lock makes the other instance wait instead: there is no conflict to lose there.)"""
     service = service_on()
@@ -251,17 +252,18 @@ def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeyp
         pytest.skip("SQLite: the write lock serialises the writers, no conflict happens")
     hist, hist_jobs, live, live_jobs = _queues(service)
     other = service_on()
-    replace, interfered = service.store.replace, []
+    get, interfered = service.store.get, []
 
-    def replace_then_interfere(key, doc, **kw):
-        rev = replace(key, doc, **kw)
+    def read_then_interfere(key):
+        found = get(key)
         if not interfered:
             interfered.append(key)
             assert other.telemetry(Telemetry(queue_id=hist, job_id=hist_jobs[1], status="loading",
                                              records_written=5)) == "applied"
-        return rev
+        return found
 
-    monkeypatch.setattr(service.store, "replace", replace_then_interfere)
+    forget(service.store, [hist])  # the group reads the document, not a cached copy
+    monkeypatch.setattr(service.store, "get", read_then_interfere)
     outcomes = service.telemetry_batch([Telemetry(queue_id=hist, job_id=hist_jobs[0], status="loading",
                                                   records_written=7)])
     assert interfered == [hist] and outcomes == ["applied"]
