@@ -55,8 +55,14 @@ def _rank(v: Any) -> int:
 def aql_cmp(a: Any, b: Any) -> int:
     """AQL ordering: null < bool < number < string < array < object.
 
-    Strings compare by code point; arangod uses the ICU collator of the server
-    language (only differs for mixed case / punctuation, not for ISO timestamps).
+    Strings compare by code point, where arangod uses the ICU collator of the server's
+    language. The two orders differ for mixed case, accents and punctuation; the store never
+    depends on that: it sorts by `started_at` (UTC timestamps of one fixed shape,
+    `YYYY-MM-DDTHH:MM:SS.mmmZ`) and then `_key` (UUIDs: lowercase hex with `-` at fixed places),
+    strings that differ only in digits or in a-f at the same positions, which ICU's root order
+    also puts digits first, then letters alphabetically. Its filters compare `status` (an enum
+    word) and `symbol` (validated `[A-Z0-9]+`) for equality only. `test_aql_sort_matches_icu_for_
+    what_the_store_sorts` in tests/test_arango_standin.py pins that claim.
     """
     ra, rb = _rank(a), _rank(b)
     if ra != rb:

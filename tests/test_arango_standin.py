@@ -279,3 +279,39 @@ def test_concurrent_compare_and_swap_loses_no_update(arango, col):
     for t in threads:
         t.join(60)
     assert col.get("ctr")["n"] == 90
+
+
+def test_aql_sort_matches_icu_for_what_the_store_sorts():
+    """The stand-in orders strings by code point, arangod by ICU collation. For what the store
+    sorts (fixed-shape UTC timestamps, UUID keys) the two agree: checked against ICU itself, as
+    Node.js's Intl.Collator ships it (root order, as ArangoDB's default language)."""
+    import functools
+    import json
+    import random
+    import shutil
+    import subprocess
+    import uuid as uuidlib
+
+    from tests.arango_standin_aql import aql_cmp
+    from tests.infra.missing import unavailable
+
+    node = shutil.which("node")
+    if node is None:
+        unavailable("node not found: ICU's order comes from Node.js's Intl.Collator")
+    rnd = random.Random(7)
+    stamps = [f"20{rnd.randint(20, 29)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T"
+              f"{rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:{rnd.randint(0, 59):02d}."
+              f"{rnd.randint(0, 999):03d}Z" for _ in range(300)]
+    keys = [str(uuidlib.UUID(int=rnd.getrandbits(128))) for _ in range(300)]
+
+    def icu_sorted(values: list[str]) -> list[str]:
+        out = subprocess.run([node, "-e", "const v = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+                              "console.log(JSON.stringify(v.sort(new Intl.Collator('und').compare)))"],
+                             input=json.dumps(values), capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    for values in (stamps, keys):
+        assert icu_sorted(values) == sorted(values, key=functools.cmp_to_key(aql_cmp))
+    # where they differ (mixed case), which the store never sorts by
+    mixed = ["b", "B", "a"]
+    assert icu_sorted(mixed) != sorted(mixed, key=functools.cmp_to_key(aql_cmp))

@@ -61,7 +61,8 @@ def cluster(kube: Kube, kafka_tls: KafkaBroker, arango: ArangoStandIn, tmp_path:
     return Cluster(
         secrets={
             "streamforge-kafka": {"user": KAFKA_USER, "password": KAFKA_PASSWORD,
-                                  "ca.crt": kafka_tls.ca_path.read_text()},
+                                  "ca.crt": kafka_tls.ca_path.read_text(),
+                                  "protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"},
             "streamforge-arango": {"user": "root", "password": ARANGO_PASSWORD},
         },
         config_overrides={"KAFKA_BOOTSTRAP_SERVERS": kafka_tls.bootstrap_servers, "ARANGO_URL": arango.url,

@@ -234,3 +234,61 @@ def test_without_a_writable_tmp_the_function_never_gets_ready(image: str, cluste
         with contextlib.suppress(OSError):
             code, _ = pod.call("GET", "/health/ready", timeout=2)
             assert code != 200
+
+
+def job_env(job: Any, cluster: Cluster, files: Path) -> dict[str, str]:
+    """A Job's container env as the kubelet resolves it: Secret keys looked up, and paths under
+    its Secret volume mounts moved to ``files``, where those keys are written."""
+    pod = job.spec.template.spec
+    (container,) = pod.containers
+    volumes = {v.name: v for v in pod.volumes or []}
+    moved: dict[str, str] = {}
+    for mount in container.volume_mounts or []:
+        secret = volumes[mount.name].secret
+        target = files / mount.name
+        target.mkdir(parents=True)
+        for item in secret.items or []:
+            if item.key in cluster.secrets.get(secret.secret_name, {}):
+                (target / item.path).write_text(cluster.secrets[secret.secret_name][item.key])
+        moved[mount.mount_path] = str(target)
+    env: dict[str, str] = {}
+    for var in container.env:
+        if var.value_from is not None:
+            ref = var.value_from.secret_key_ref
+            env[var.name] = cluster.secrets[ref.name][ref.key]
+        else:
+            env[var.name] = var.value or ""
+        for mount_path, local in moved.items():
+            env[var.name] = env[var.name].replace(mount_path, local)
+    return env
+
+
+def test_a_job_reaches_kafka_over_sasl_ssl_with_the_env_it_is_given(image: str, cluster: Cluster, kube: Kube,
+                                                                    kafka_tls: KafkaBroker, tmp_path: Path) -> None:
+    """A Job created by the start function, its env resolved from the Secret as the kubelet
+    would: KAFKA_BOOTSTRAP_SERVERS, KAFKA_USER, KAFKA_PASSWORD, KAFKA_SASL_MECHANISM and CA_PATH
+    (the seed's names) are enough for a client to send its telemetry over SASL_SSL."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    with pods(image, cluster, ("start", {})) as (start,):
+        code, body = start.call("POST", "/queues/start", load("historical"))
+        assert code == 200, body
+        job_id = next(j["id"] for j in body["data"]["jobs"] if j["status"] == "launched")
+    env = job_env(kube.batch.read_namespaced_job(job_id, kube.namespace), cluster, tmp_path / "mounts")
+    assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512" and Path(env["CA_PATH"]).is_file()
+    producer = KafkaProducer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], security_protocol="SASL_SSL",
+                             sasl_mechanism=env["KAFKA_SASL_MECHANISM"], sasl_plain_username=env["KAFKA_USER"],
+                             sasl_plain_password=env["KAFKA_PASSWORD"], ssl_cafile=env["CA_PATH"])
+    report = {"type": "telemetry", "queue_id": env["QUEUE_ID"], "job_id": env["JOB_ID"], "status": "loading"}
+    sent = producer.send(env["QUEUE_CONTROL_TOPIC"], json.dumps(report).encode(),
+                         key=env["QUEUE_ID"].encode()).get(30)
+    producer.close()
+    consumer = KafkaConsumer(**kafka_tls.client_config(), enable_auto_commit=False)
+    try:
+        part = TopicPartition(sent.topic, sent.partition)
+        consumer.assign([part])
+        consumer.seek(part, sent.offset)
+        records = [r for rs in consumer.poll(timeout_ms=10_000).values() for r in rs]
+    finally:
+        consumer.close()
+    assert json.loads(records[0].value) == report and env["JOB_ID"] == job_id
