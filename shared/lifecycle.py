@@ -50,7 +50,7 @@ def rank(status: JobStatus) -> int:
 def loader_type(target: str, type_: str) -> str:
     if target == "arango-connector":
         return "connector"
-    if type_.startswith(("ws", "realtime")) or type_.endswith("_stream"):
+    if lineage.is_streaming(type_):
         return "stream"
     return "job"
 

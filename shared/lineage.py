@@ -51,7 +51,9 @@ class Need:
 
 
 def is_streaming(type_: str) -> bool:
-    return type_.startswith(("ws_", "realtime_")) or type_.endswith("_stream")
+    """A request that never finishes on its own: the legacy `ws` and `realtime` types, and
+    `ws_*`, `realtime_*`, `*_stream`. The one rule: the loader type and the lineage both ask it."""
+    return type_ in ("ws", "realtime") or type_.startswith(("ws_", "realtime_")) or type_.endswith("_stream")
 
 
 def _names(value: object) -> list[str]:

@@ -67,3 +67,25 @@ def test_unknown_depends_on_is_rejected(historical):
     payload["requests"][2]["depends_on"] = ["nobody"]
     with pytest.raises(InvalidInput, match="pipeline"):
         lineage.plan(QueueStart.parse(payload))
+
+
+@pytest.mark.parametrize("type_", ["ws", "realtime", "ws_trades", "realtime_candles_1m", "trades_stream"])
+def test_a_stream_type_is_a_stream_loader_and_streaming_alike(type_):
+    """Legacy `type: "ws"` was a stream loader but not streaming: a request depending on it
+    waited for a `finished` a stream never reaches."""
+    from shared import lifecycle
+
+    payload = {"symbol": "BTCUSDT", "time_range": "2024-01-01:2024-01-02",
+               "requests": [{"target": "loader-producer", "type": type_},
+                            {"target": "loader-producer", "type": type_, "depends_on": [0]}]}
+    command = QueueStart.parse(payload)
+    state = lifecycle.new_queue(queue_id="00000000-0000-0000-0000-000000000001", command=command,
+                                now="2024-01-01T00:00:00Z", needs=lineage.plan(command))
+    assert [j.loader_type for j in state.jobs] == ["stream", "stream"]
+    assert [j.streaming for j in state.jobs] == [True, True]
+    assert [(n.job, n.until) for n in state.jobs[1].needs] == [(0, "running")]
+
+
+@pytest.mark.parametrize("type_", ["api_candles_5m", "wsx", "realtimes", "api"])
+def test_other_types_are_batch(type_):
+    assert not lineage.is_streaming(type_)
