@@ -211,6 +211,8 @@ class QueueStart(BaseModel):
 
 
 class QueueStop(BaseModel):
+    """Stop a queue: its running Jobs are deleted, the rest never launch."""
+
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -236,9 +238,9 @@ class Telemetry(BaseModel):
 
 
 class Need(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
     """What a job waits for: another job of the queue reaching a status."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
 
     job: int
     until: Literal["launched", "running", "finished"]
@@ -246,9 +248,9 @@ class Need(BaseModel):
 
 
 class JobState(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
     """One request of a queue and the Job that runs it."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
 
     id: str = Field(description="Stable id within the queue; the Job's JOB_ID env")
     index: int
@@ -274,9 +276,9 @@ class JobState(BaseModel):
 
 
 class QueueState(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
     """The document kept per queue in `queue_state` (the seed's fields plus the jobs)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
 
     id: str
     symbol: str
@@ -322,9 +324,9 @@ class QueueState(BaseModel):
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
     """Every response: the seed's {status, message, data}."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
 
     status: str = Field(examples=["success"])
     message: str

@@ -62,3 +62,22 @@ def test_queue_finishes_only_when_every_job_has(historical):
         assert state.status == QueueStatus.LOADING
     lifecycle.apply_telemetry(state, _t(job_id=state.jobs[-1].id, status="finished"), NOW)
     assert state.status == QueueStatus.FINISHED
+
+
+def test_every_model_has_its_docstring_for_the_openapi_document():
+    """A docstring after `model_config` is no docstring: the schema loses its description."""
+    import inspect
+
+    import pydantic
+
+    from shared import models
+    from shared.openapi import document
+
+    classes = [c for c in vars(models).values() if inspect.isclass(c) and issubclass(c, pydantic.BaseModel)
+               and c.__module__ == models.__name__]
+    assert len(classes) >= 9
+    assert [c.__name__ for c in classes if not c.__doc__] == []
+    schemas = document()["components"]["schemas"]
+    described = [n for n in ("QueueState", "JobState", "Need", "Envelope") if schemas.get(n, {}).get("description")]
+    assert described == [n for n in ("QueueState", "JobState", "Need", "Envelope") if n in schemas]
+    assert described, sorted(schemas)
