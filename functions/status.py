@@ -7,7 +7,7 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared import live, openapi, runtime, ui, web
+from shared import live, openapi, progress, runtime, ui, web
 from shared.bus import LocalBus
 from shared.errors import ClientError
 from shared.models import QueueStatus
@@ -42,14 +42,14 @@ async def list_queues(request: Request, params: web.Params) -> Response:
         runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
         limit=limit, offset=offset)
     return JSONResponse({"status": "success", "message": "Queues fetched",
-                         "data": [q.view() for q in queues],
+                         "data": [progress.view(q) for q in queues],
                          "page": {"total": total, "limit": limit, "offset": offset}},
                         headers={"X-Total-Count": str(total)})
 
 
 async def get_queue(request: Request, params: web.Params) -> Response:
     state = await web.blocking(runtime.get().service.get, params["queue_id"])
-    return web.envelope(200, "Queue status", state.view())
+    return web.envelope(200, "Queue status", progress.view(state))
 
 
 async def watch_queue(request: Request, params: web.Params) -> Response:

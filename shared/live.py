@@ -15,6 +15,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from shared import progress
 from shared.lifecycle import TERMINAL_QUEUE
 from shared.models import QueueState
 
@@ -41,7 +42,7 @@ async def stream(load: Callable[[], Awaitable[QueueState]], *, last_id: int | No
         else:
             for chunk in _changes(state, last_id):
                 yield chunk
-    yield frame("queue", state.view(), state.seq)
+    yield frame("queue", progress.view(state), state.seq)
     seen, stamp, idle = state.seq, state.updated_at, 0.0
     while state.status not in TERMINAL_QUEUE:
         await asyncio.sleep(poll_s)
@@ -49,7 +50,7 @@ async def stream(load: Callable[[], Awaitable[QueueState]], *, last_id: int | No
         if state.updated_at != stamp:
             for chunk in _changes(state, seen):
                 yield chunk
-            yield frame("queue", state.view(), state.seq)
+            yield frame("queue", progress.view(state), state.seq)
             seen, stamp, idle = state.seq, state.updated_at, 0.0
         else:
             idle += poll_s

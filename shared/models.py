@@ -315,13 +315,6 @@ class QueueState(BaseModel):
         default=[], description="Events written with the state, not yet published"
     )
 
-    def view(self) -> dict[str, Any]:
-        """What the API shows: everything but the bookkeeping, with progress."""
-        from shared.progress import annotate
-
-        return annotate(self, self.model_dump(mode="json", exclude={"outbox", "request_hash", "history",
-                                                                   "cleanup"}))
-
 
 class Envelope(BaseModel):
     """Every response: the seed's {status, message, data}."""

@@ -48,3 +48,9 @@ def annotate(state: QueueState, view: dict[str, Any]) -> dict[str, Any]:
         shares.append(share)
     view["progress"] = round(sum(shares) / len(shares), 4) if shares else 0.0
     return view
+
+
+def view(state: QueueState) -> dict[str, Any]:
+    """What the API shows of a queue: everything but the bookkeeping, with progress."""
+    shown = state.model_dump(mode="json", exclude={"outbox", "request_hash", "history", "cleanup"})
+    return annotate(state, shown)
