@@ -7,6 +7,9 @@ at begin (RocksDB's snapshot isolation): its own writes are visible to it, nobod
 them before commit, abort drops them. Commit applies the transaction's changes; a document
 that someone else changed after begin is a write-write conflict (409, errorNum 1200), reported
 at the write for a single-document replace/update/remove (as arangod does), else at commit.
+A transaction idle for longer than `IDLE_TIMEOUT_S` (arangod's
+--transaction.streaming-idle-timeout, 60 s by default; set on the module) is aborted and
+forgotten, and then unknown: 404, errorNum 1655, like one that never existed.
 Not implemented, because the store never uses them: exclusive locks and lock timeouts. Writes through /_api/document and /_api/import to a
 collection not declared for writing fail with errorNum 1652.
 """
@@ -14,6 +17,7 @@ collection not declared for writing fail with errorNum 1652.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 try:
@@ -22,9 +26,13 @@ except ImportError:  # imported as a top-level module
     from arango_standin_aql import ApiError  # type: ignore[no-redef]
 
 
+IDLE_TIMEOUT_S = 60.0
+
+
 class Transaction:
     def __init__(self, tid: str, db: Any, write: set[str]):
         self.id, self.db, self.write, self.status = tid, db, write, "running"
+        self.used = time.monotonic()
         self.snapshot = {name: copy.deepcopy(col.docs) for name, col in db.cols.items()}
         self.view = copy.copy(db)
         self.view.cursors = {}
@@ -71,9 +79,15 @@ def _registry(db: Any) -> dict[str, Transaction]:
 
 
 def _find(db: Any, tid: str) -> Transaction:
-    trx = _registry(db).get(tid)
+    registry = _registry(db)
+    trx = registry.get(tid)
+    if trx is not None and trx.status == "running" and time.monotonic() - trx.used > IDLE_TIMEOUT_S:
+        trx.status = "aborted"  # garbage-collected by the server: from now on unknown
+        del registry[tid]
+        trx = None
     if trx is None:
         raise ApiError(404, 1655, f"transaction '{tid}' not found")
+    trx.used = time.monotonic()
     return trx
 
 

@@ -41,6 +41,7 @@ INDEXES = (["status"], ["symbol"], ["started_at"])
 ERR_UNIQUE = 1210
 ERR_CONFLICT = 1200  # 409 "write-write conflict" in a transaction; 412 is a revision mismatch
 LOCK_TIMEOUT_S = 5
+ERR_TRX_GONE = 1655  # the stream transaction expired (idle too long) or the server restarted
 _META = ("_key", "_id", "_rev", "_oldRev")
 
 
@@ -66,7 +67,8 @@ class ArangoStore:
         self._batch_lock = threading.Lock()
 
     def _collection(self) -> Any:
-        return getattr(self._local, "col", None) or self._col
+        col = getattr(self._local, "col", None)  # not `or`: a collection's len() is a count request
+        return self._col if col is None else col
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -76,7 +78,7 @@ class ArangoStore:
         except (RequestException, ArangoClientError, ConnectionError) as e:
             raise BackendUnavailable("arango", str(e)) from e
         except ArangoServerError as e:
-            if e.http_code in (401, 403) or (e.http_code or 0) >= 500:
+            if e.http_code in (401, 403) or (e.http_code or 0) >= 500 or e.error_code == ERR_TRX_GONE:
                 raise BackendUnavailable("arango", f"{e.http_code} {e.error_message}") from e
             raise
 

@@ -269,3 +269,30 @@ def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeyp
     assert interfered == [hist] and outcomes == ["applied"]
     jobs = service.get(hist).jobs
     assert (jobs[0].records_written, jobs[1].records_written) == (7, 5)
+
+
+def test_a_group_whose_transaction_expired_stores_nothing_and_is_a_503(service_on, monkeypatch):
+    """ArangoDB aborts a stream transaction idle for longer than its timeout; the group's next
+    call finds it unknown (404, errorNum 1655): the group is a 503, redelivered whole."""
+    from tests import arango_standin_trx
+
+    service = service_on()
+    if service.store.backend != "arango":
+        pytest.skip("SQLite: a transaction of the process itself never expires")
+    hist, hist_jobs, live, live_jobs = _queues(service)
+    before = {q: service.store.get(q)[0] for q in (hist, live)}
+    monkeypatch.setattr(arango_standin_trx, "IDLE_TIMEOUT_S", 0.2)
+    replace = service.store.replace
+
+    def slow_replace(key, doc, **kw):
+        import time
+
+        time.sleep(0.3)  # longer than the idle timeout
+        return replace(key, doc, **kw)
+
+    monkeypatch.setattr(service.store, "replace", slow_replace)
+    outcomes = service.telemetry_batch([
+        Telemetry(queue_id=hist, job_id=hist_jobs[0], status="loading", records_written=7),
+        Telemetry(queue_id=live, job_id=live_jobs[0], status="loading", records_written=9)])
+    assert [type(o) for o in outcomes] == [BackendUnavailable, BackendUnavailable]
+    assert {q: service.store.get(q)[0] for q in (hist, live)} == before
