@@ -7,11 +7,11 @@ at begin (RocksDB's snapshot isolation): its own writes are visible to it, nobod
 them before commit, abort drops them. Commit applies the transaction's changes; a document
 that someone else changed after begin is a write-write conflict (409, errorNum 1200), reported
 at the write for a single-document replace/update/remove (as arangod does), else at commit.
-A transaction idle for longer than `IDLE_TIMEOUT_S` (arangod's
+Writes through /_api/document and /_api/import to a collection not declared for writing fail
+with errorNum 1652. A transaction idle for longer than `IDLE_TIMEOUT_S` (arangod's
 --transaction.streaming-idle-timeout, 60 s by default; set on the module) is aborted and
 forgotten, and then unknown: 404, errorNum 1655, like one that never existed.
-Not implemented, because the store never uses them: exclusive locks and lock timeouts. Writes through /_api/document and /_api/import to a
-collection not declared for writing fail with errorNum 1652.
+Not implemented, because the store never uses them: exclusive locks and lock timeouts.
 """
 
 from __future__ import annotations
