@@ -292,3 +292,11 @@ def test_a_job_reaches_kafka_over_sasl_ssl_with_the_env_it_is_given(image: str, 
     finally:
         consumer.close()
     assert json.loads(records[0].value) == report and env["JOB_ID"] == job_id
+
+
+def test_oci_layout_and_docker_archive_hold_the_image_that_was_tested(image: str) -> None:
+    """`make image`'s two outputs are the image these tests run: same config digest (image id)."""
+    out = ROOT / ".local" / "image"
+    for ref in (f"oci:{out / 'oci'}:0.1.0", f"docker-archive:{out / 'queue-manager.tar'}"):
+        raw = subprocess.run(["skopeo", "inspect", "--raw", ref], check=True, capture_output=True, text=True)
+        assert json.loads(raw.stdout)["config"]["digest"] == image, ref

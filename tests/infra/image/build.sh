@@ -8,8 +8,9 @@
 #      only the project's own layers)
 #   3. the image as an OCI layout and a docker-archive in .local/image/
 #   4. a push to a local registry (distribution, tests/infra/dataplane/build.sh registry) and a
-#      pull back by digest into an empty store; the digest and the reference are written to
-#      .local/image/digest and .local/image/ref, the pulled image is tagged :dev
+#      pull back by digest into an empty store; the digest is written to .local/image/digest,
+#      the image's id to .local/image/ref (the tests run exactly that image, whatever another
+#      clone on this machine built since), and the image is tagged :dev
 # Needs (Debian packages): mmdebstrap buildah podman skopeo runc; .ci/run installs them.
 # Docker or podman users don't need this script: `docker build .` builds the same Containerfile.
 set -euo pipefail
@@ -65,13 +66,14 @@ t1=$SECONDS
 buildah bud --quiet --layers --network host "${secret[@]}" \
   --build-arg BASE="$base" --build-arg VERSION="$version" \
   --build-arg REVISION="$revision" --build-arg CREATED="$created" \
-  -f "$repo/Containerfile" -t "localhost/$NAME:build" "$repo" >/dev/null
-echo "image: built localhost/$NAME:build in $((SECONDS - t1))s"
+  --iidfile "$out/iid" -f "$repo/Containerfile" "$repo" >/dev/null
+id="$(cat "$out/iid")"
+echo "image: built $id in $((SECONDS - t1))s"
 
 # 3. OCI layout and docker-archive
 rm -rf "$out/oci" "$out/queue-manager.tar"
-buildah push --quiet "localhost/$NAME:build" "oci:$out/oci:$version"
-buildah push --quiet "localhost/$NAME:build" "docker-archive:$out/queue-manager.tar:$NAME:$version"
+buildah push --quiet "$id" "oci:$out/oci:$version"
+buildah push --quiet "$id" "docker-archive:$out/queue-manager.tar:$NAME:$version"
 
 # 4. through a registry and back, by digest
 registry="$(bash "$repo/tests/infra/dataplane/build.sh" --print-dir)/bin/registry"
@@ -98,8 +100,8 @@ podman --root "$work/store" --runroot "$work/run" pull --quiet \
 pulled="$(podman --root "$work/store" --runroot "$work/run" image inspect \
   --format '{{.Digest}}' "$remote@$digest")"
 [[ "$pulled" == "$digest" ]] || { echo "image: pulled $pulled, pushed $digest" >&2; exit 1; }
-podman tag "localhost/$NAME:build" "localhost/$NAME:dev"
+podman tag "$id" "localhost/$NAME:dev"
 echo "$digest" > "$out/digest"
-echo "localhost/$NAME:dev" > "$out/ref"
-size="$(podman image inspect --format '{{.Size}}' "localhost/$NAME:dev")"
-echo "image: localhost/$NAME:dev $digest, $((size / 1000000)) MB, pushed and pulled back by digest; $((SECONDS - t0))s in all"
+echo "$id" > "$out/ref"
+size="$(podman image inspect --format '{{.Size}}' "$id")"
+echo "image: $id (localhost/$NAME:dev) $digest, $((size / 1000000)) MB, pushed and pulled back by digest; $((SECONDS - t0))s in all"
