@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from shared import constants, metrics, runtime
+from shared.leases import slot_key
 from tests.integration.kubeutil import (
     KEEP_RUNNING,
     Kube,
@@ -142,7 +143,7 @@ def test_lease_left_by_a_killed_function_expires(configure: Any, kube_env: Kube,
     assert job(client, queue)["status"] == "launched"
     assert [j.metadata.name for j in all_jobs(kube)] == [job(client, queue)["job_name"]]
     assert metrics.LEASE_EXPIRATIONS.labels("loader-producer")._value.get() == before + 1
-    lease = json.loads(slots.store.get("loader-producer/0")[0])
+    lease = json.loads(slots.store.get(slot_key("loader-producer", 0))[0])
     assert lease["holder"] == f"{queue}/{job(client, queue)['id']}"
     kube.wait("its pod scheduled and run", lambda: [phase(p) for p in kube.queue_pods(queue)] == ["Succeeded"])
 
