@@ -62,7 +62,7 @@ servers:
 # mmdebstrap, buildah, an OCI layout and a docker-archive in .local/image, then a push to a local
 # registry and a pull back by digest (tests/infra/image/build.sh). Needs the Debian packages
 # mmdebstrap buildah podman skopeo runc, and Go for the registry. ~1 min cold, seconds after a
-# code change. `docker build .` or `podman build .` build the same Containerfile.
+# code change. `podman build .` or `docker build -f Containerfile .` build the same Containerfile.
 image:
 	bash tests/infra/image/build.sh
 

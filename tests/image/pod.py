@@ -269,3 +269,30 @@ class Pod:
         if os.environ.get("STREAMFORGE_KEEP_CONTAINERS"):
             return
         self.remove()
+
+
+def job_env(job: Any, cluster: Cluster, files: Path) -> dict[str, str]:
+    """A Job's container env as the kubelet resolves it: Secret keys looked up, and paths under
+    its Secret volume mounts moved to ``files``, where those keys are written."""
+    pod = job.spec.template.spec
+    (container,) = pod.containers
+    volumes = {v.name: v for v in pod.volumes or []}
+    moved: dict[str, str] = {}
+    for mount in container.volume_mounts or []:
+        secret = volumes[mount.name].secret
+        target = files / mount.name
+        target.mkdir(parents=True)
+        for item in secret.items or []:
+            if item.key in cluster.secrets.get(secret.secret_name, {}):
+                (target / item.path).write_text(cluster.secrets[secret.secret_name][item.key])
+        moved[mount.mount_path] = str(target)
+    env: dict[str, str] = {}
+    for var in container.env:
+        if var.value_from is not None:
+            ref = var.value_from.secret_key_ref
+            env[var.name] = cluster.secrets[ref.name][ref.key]
+        else:
+            env[var.name] = var.value or ""
+        for mount_path, local in moved.items():
+            env[var.name] = env[var.name].replace(mount_path, local)
+    return env

@@ -19,7 +19,7 @@ import yaml
 
 from shared.examples import load
 from tests.factories import kafka_source_event, telemetry
-from tests.image.pod import Cluster, Pod
+from tests.image.pod import Cluster, Pod, job_env
 from tests.infra.kafka_broker import KafkaBroker
 from tests.infra.kafka_tls import make_certificates
 from tests.integration.kubeutil import Kube
@@ -91,9 +91,13 @@ for py in pathlib.Path("/opt/queue-manager").rglob("*.py"):
     if flags != 0b11 or head[8:16] != importlib.util.source_hash(py.read_bytes()):
         unchecked += 1
 print("bytecode", unchecked, stale)
+import functions.all  # everything a function imports, the standard library's share included
+loaded = [m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", "") and m.__file__.endswith(".py")]
+print("uncached", [f for f in loaded if not pathlib.Path(importlib.util.cache_from_source(f)).exists()], len(loaded))
 """)
     assert "installers []" in report and "tools []" in report, report
     assert "bytecode 0 0" in report, report  # every module compiled, each checked by its source hash
+    assert "uncached [] " in report, report  # nothing imported compiles at each cold start
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -234,33 +238,6 @@ def test_without_a_writable_tmp_the_function_never_gets_ready(image: str, cluste
         with contextlib.suppress(OSError):
             code, _ = pod.call("GET", "/health/ready", timeout=2)
             assert code != 200
-
-
-def job_env(job: Any, cluster: Cluster, files: Path) -> dict[str, str]:
-    """A Job's container env as the kubelet resolves it: Secret keys looked up, and paths under
-    its Secret volume mounts moved to ``files``, where those keys are written."""
-    pod = job.spec.template.spec
-    (container,) = pod.containers
-    volumes = {v.name: v for v in pod.volumes or []}
-    moved: dict[str, str] = {}
-    for mount in container.volume_mounts or []:
-        secret = volumes[mount.name].secret
-        target = files / mount.name
-        target.mkdir(parents=True)
-        for item in secret.items or []:
-            if item.key in cluster.secrets.get(secret.secret_name, {}):
-                (target / item.path).write_text(cluster.secrets[secret.secret_name][item.key])
-        moved[mount.mount_path] = str(target)
-    env: dict[str, str] = {}
-    for var in container.env:
-        if var.value_from is not None:
-            ref = var.value_from.secret_key_ref
-            env[var.name] = cluster.secrets[ref.name][ref.key]
-        else:
-            env[var.name] = var.value or ""
-        for mount_path, local in moved.items():
-            env[var.name] = env[var.name].replace(mount_path, local)
-    return env
 
 
 def test_a_job_reaches_kafka_over_sasl_ssl_with_the_env_it_is_given(image: str, cluster: Cluster, kube: Kube,

@@ -12,7 +12,7 @@
 #      the image's id to .local/image/ref (the tests run exactly that image, whatever another
 #      clone on this machine built since), and the image is tagged :dev
 # Needs (Debian packages): mmdebstrap buildah podman skopeo runc; .ci/run installs them.
-# Docker or podman users don't need this script: `docker build .` builds the same Containerfile.
+# Docker or podman users do not need this script: `podman build .` or `docker build -f Containerfile .`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +38,8 @@ dpkgopts=()
 for e in "${EXCLUDES[@]}"; do dpkgopts+=(--dpkgopt="path-exclude=$e"); done
 # copyright files stay: they are what the packages' licences require
 dpkgopts+=(--dpkgopt='path-include=/usr/share/doc/*/copyright')
-base_recipe="$SUITE $PACKAGES ${dpkgopts[*]} $(mmdebstrap --version)"
+# the month too: a new base (with that month's security updates) at least monthly
+base_recipe="$SUITE $PACKAGES ${dpkgopts[*]} $(mmdebstrap --version) $(date -u +%Y-%m)"
 base="localhost/streamforge/python-$SUITE:$(sha256sum <<<"$base_recipe" | cut -c1-12)"
 if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
   tar="$(mktemp -d)/rootfs.tar"
@@ -57,6 +58,8 @@ fi
 
 # 2. the image
 revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+[[ -z "$(git -C "$repo" status --porcelain -- Containerfile pyproject.toml README.md functions shared 2>/dev/null)" ]] \
+  || revision="$revision-dirty"
 created="$(git -C "$repo" log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")"
 secret=()
@@ -79,7 +82,8 @@ buildah push --quiet "$id" "docker-archive:$out/queue-manager.tar:$NAME:$version
 registry="$(bash "$repo/tests/infra/dataplane/build.sh" --print-dir)/bin/registry"
 [[ -x "$registry" ]] || bash "$repo/tests/infra/dataplane/build.sh" registry >/dev/null
 work="$(mktemp -d)"
-trap 'kill "$reg_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+reg_pid=""
+trap '[[ -n "$reg_pid" ]] && kill "$reg_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 cat > "$work/config.yml" <<YAML
 version: 0.1
@@ -90,6 +94,7 @@ YAML
 OTEL_TRACES_EXPORTER=none "$registry" serve "$work/config.yml" > "$work/registry.log" 2>&1 &
 reg_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$port/v2/" >/dev/null || { echo "image: registry did not start:" >&2; cat "$work/registry.log" >&2; exit 1; }
 remote="127.0.0.1:$port/$NAME"
 skopeo copy --quiet --dest-tls-verify=false --digestfile "$work/digest" \
   "oci:$out/oci:$version" "docker://$remote:$version"
