@@ -69,7 +69,7 @@ class Slots:
                 try:
                     self.store.replace(key, body, rev=rev)
                 except RevisionConflict:
-                    return False
+                    return None  # its own slot changed meanwhile (renewed elsewhere): look again
                 return True
             expired = lease.get("holder") and lease["expires_at"] < now.isoformat()
             if not lease.get("holder") or expired:

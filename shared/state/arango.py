@@ -119,11 +119,12 @@ class ArangoStore:
         except DocumentRevisionError as e:
             raise RevisionConflict(key) from e
         except DocumentReplaceError as e:
-            if e.http_code == 409 and e.error_code == ERR_CONFLICT:
+            if e.http_code == 409:
                 if getattr(self._local, "col", None) is None:
                     raise RevisionConflict(key) from e
-                # Inside a transaction: another writer changed it after our snapshot. Retrying
-                # in the same transaction can't help; the whole group is merged again.
+                # Inside a transaction: another writer changed it after our snapshot (errorNum
+                # 1200), or holds it. Retrying in the same transaction can't help; the whole
+                # group is merged again.
                 raise GroupConflict(key) from e
             raise
         return str(meta["_rev"])
@@ -137,8 +138,11 @@ class ArangoStore:
         # One group at a time per process, as SQLite's write lock gives: groups of one instance
         # never conflict with each other; only another instance's writes can.
         with self._batch_lock:
-            trx = self._guard(self._db.begin_transaction, read=[self.collection], write=[self.collection],
-                              lock_timeout=LOCK_TIMEOUT_S)
+            try:
+                trx = self._guard(self._db.begin_transaction, read=[self.collection], write=[self.collection],
+                                  lock_timeout=LOCK_TIMEOUT_S)
+            except ArangoServerError as e:  # e.g. a lock timeout (errorNum 18): try again later
+                raise BackendUnavailable("arango", f"transaction not begun: {e.error_message}") from e
             self._local.col = trx.collection(self.collection)
             try:
                 yield
