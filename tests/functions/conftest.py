@@ -15,7 +15,8 @@ from tests.backends import BACKENDS, state_env
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     only = request.node.get_closest_marker("backend")
     if only is not None and only.args[0] != request.param:
-        pytest.skip(f"{only.args[0]} only: {only.kwargs['reason']}")
+        reason = only.kwargs.get("reason") or pytest.fail("@pytest.mark.backend needs reason=...")
+        pytest.skip(f"{only.args[0]} only: {reason}")
     with state_env(request.param) as env:
         for name, value in env.items():
             monkeypatch.setenv(name, value)

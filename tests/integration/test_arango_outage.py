@@ -11,10 +11,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from typing import Any
 
 import pytest
 
+from shared.constants import CE_JOB_STATUS_CHANGED, QUEUE_COLLECTION
 from shared.examples import load
 from tests.arango_standin import ArangoStandIn
 from tests.backends import PASSWORD
@@ -90,3 +92,11 @@ def test_arango_restart_mid_stream_loses_and_double_counts_nothing(kafka_stack: 
         assert stack.read(stack.dlq) == [], "nothing dead-lettered"
         delivered = {ex.headers["ce-id"] for ex in source.proxy.requests() if ex.status == 200}
         assert len(delivered) == total, f"{len(delivered)} of {total} records answered 200 (at least once each)"
+        # Counts are absolute, so double counting shows in the transitions: each one exactly once.
+        doc = arango.dbs["streamforge"].cols[QUEUE_COLLECTION].docs[queue_id]
+        seqs = [h["seq"] for h in doc["history"]]
+        assert seqs == sorted(set(seqs)), seqs
+        moves = Counter((h["data"].get("job_id"), h["data"]["status"]) for h in doc["history"]
+                        if h["type"] == CE_JOB_STATUS_CHANGED)
+        assert moves and set(moves.values()) == {1}, moves
+        assert sum(status == "finished" for _, status in moves) == len(plan)

@@ -21,6 +21,7 @@ from shared.models import QueueStart, Telemetry
 from shared.service import QueueService
 from shared.state import forget
 from shared.state.arango import ArangoStore
+from shared.state.base import GroupConflict
 from shared.state.sqlite import SqliteStore
 from tests.arango_standin import ArangoStandIn
 from tests.backends import BACKENDS, PASSWORD, state_env
@@ -28,7 +29,7 @@ from tests.servers import FunctionServer, base_env
 
 
 @pytest.fixture(params=BACKENDS)
-def service_on(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], QueueService]]:
+def service_on(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., QueueService]]:
     """service_on(name) -> a QueueService on the store called ``name`` (same name, same store)."""
     server = None
     if request.param == "arango":
@@ -242,15 +243,29 @@ def test_concurrent_deliveries_to_the_real_server_are_all_applied(tmp_path, back
         json.dumps(state)  # the stored document reads back whole
 
 
-def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeypatch, request):
+# SQLite's write lock makes the other writer wait instead: there is no conflict to lose there.
+@pytest.mark.parametrize("service_on", ["arango"], indirect=True)
+def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeypatch):
     """ArangoDB: another instance writes a queue of the group after the group's transaction read
     it. The group's write is a write-write conflict (409, errorNum 1200), nothing of it is
-    stored, and the group is merged again on the fresh state: both writes count. (SQLite's write
-    lock makes the other instance wait instead: there is no conflict to lose there.)"""
+    stored, and the group is merged again on the fresh state: both writes count."""
+    from shared import reports
+
     service = service_on()
-    if service.store.backend != "arango":
-        pytest.skip("SQLite: the write lock serialises the writers, no conflict happens")
     hist, hist_jobs, live, live_jobs = _queues(service)
+    attempts: list[str] = []
+    merge_group = reports._merge_group
+
+    def counted(*args, **kw):
+        try:
+            merged = merge_group(*args, **kw)
+        except GroupConflict:
+            attempts.append("conflict")
+            raise
+        attempts.append("merged")
+        return merged
+
+    monkeypatch.setattr(reports, "_merge_group", counted)
     other = service_on()
     get, interfered = service.store.get, []
 
@@ -267,18 +282,19 @@ def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeyp
     outcomes = service.telemetry_batch([Telemetry(queue_id=hist, job_id=hist_jobs[0], status="loading",
                                                   records_written=7)])
     assert interfered == [hist] and outcomes == ["applied"]
+    assert attempts == ["merged", "conflict", "merged"]  # the other's own group, then ours twice
     jobs = service.get(hist).jobs
     assert (jobs[0].records_written, jobs[1].records_written) == (7, 5)
 
 
+# a transaction of SQLite's, in the process itself, never expires
+@pytest.mark.parametrize("service_on", ["arango"], indirect=True)
 def test_a_group_whose_transaction_expired_stores_nothing_and_is_a_503(service_on, monkeypatch):
     """ArangoDB aborts a stream transaction idle for longer than its timeout; the group's next
     call finds it unknown (404, errorNum 1655): the group is a 503, redelivered whole."""
     from tests import arango_standin_trx
 
     service = service_on()
-    if service.store.backend != "arango":
-        pytest.skip("SQLite: a transaction of the process itself never expires")
     hist, hist_jobs, live, live_jobs = _queues(service)
     before = {q: service.store.get(q)[0] for q in (hist, live)}
     monkeypatch.setattr(arango_standin_trx, "IDLE_TIMEOUT_S", 0.2)
