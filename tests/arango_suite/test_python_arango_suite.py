@@ -23,8 +23,7 @@ from tests.arango_standin import ArangoStandIn
 from tests.infra.missing import unavailable
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-THIRD_PARTY = REPO.parent / "shared" / "third_party"
+THIRD_PARTY = HERE / "vendor"  # python-arango's tests at ea9c386, unmodified (vendor/README.md)
 TARBALL = "python-arango-ea9c386-tests.tar.gz"
 PREFIX = "python-arango-tests"
 IN_SCOPE = ("test_database.py", "test_collection.py", "test_document.py", "test_index.py",
