@@ -182,7 +182,7 @@ def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest
             changed = True
-    return settle(state, changed, now)
+    return settle(state, changed, now, finished_at=telemetry.finished_at)
 
 
 def request_stop(state: QueueState, reason: str | None, now: str) -> bool:
@@ -255,15 +255,17 @@ def _skip(job: JobState, why: str, now: str) -> bool:
     return True
 
 
-def settle(state: QueueState, changed: bool, now: str) -> bool:
+def settle(state: QueueState, changed: bool, now: str, *, finished_at: str | None = None) -> bool:
+    """Cascade failures and derive the queue's fields. `finished_at`: when the report that may
+    end the queue says it ended (else `now`), as its job keeps it."""
     changed = _cascade_failures(state, now) or changed
-    changed = _derive(state, now) or changed
+    changed = _derive(state, now, finished_at or now) or changed
     if changed:
         state.updated_at = now
     return changed
 
 
-def _derive(state: QueueState, now: str) -> bool:
+def _derive(state: QueueState, now: str, finished_at: str) -> bool:
     """Recompute the queue's aggregate fields; True if any changed.
 
     Runs on every report: fields are compared first and written only when they
@@ -299,6 +301,6 @@ def _derive(state: QueueState, now: str) -> bool:
         if status != state.status:
             state.status = status
         if status in TERMINAL_QUEUE and not state.finished_at:
-            state.finished_at = now
+            state.finished_at = finished_at
     after = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
     return after != before

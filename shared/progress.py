@@ -1,8 +1,8 @@
 """Data-aware progress: how far each job is through the queue's time range.
 
-A finished (or skipped) job is 1; a pending one 0; a running one the share of
-the time range up to its `last_loaded_timestamp` when it reports one. The
-queue's progress is the mean over its jobs.
+A finished job is 1; a pending or skipped one 0 (a skipped job loaded nothing); a
+running one the share of the time range up to its `last_loaded_timestamp` when it
+reports one. The queue's progress is the mean over its jobs.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from shared import clock
 from shared.models import JobStatus, QueueState, parse_time_range
 
-DONE = (JobStatus.FINISHED, JobStatus.SKIPPED)
+DONE = (JobStatus.FINISHED,)
 
 
 def _instant(text: str) -> dt.datetime | None:

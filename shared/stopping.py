@@ -59,10 +59,13 @@ def finish_stop(service: QueueService, queue_id: str) -> QueueState:
     if left:
         return state  # Job delete events or the next sweep finish it
     stamp = now()
+    ended: list[str] = []
 
     def done(s: QueueState) -> bool:
+        running = {j.id for j in s.jobs if j.status not in lifecycle.TERMINAL_JOB}
         if not lifecycle.finish_stop(s, stamp):
             return False
+        ended[:] = [j.id for j in s.jobs if j.id in running]  # a retried compare-and-set starts over
         outbox.add(s, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED, id_=f"{queue_id}/stopped",
                    source=service.source, now=stamp,
                    data={"queue_id": queue_id, "reason": s.stop_reason, "records_written": s.records_written})
@@ -70,6 +73,9 @@ def finish_stop(service: QueueService, queue_id: str) -> QueueState:
 
     state, changed = mutate(service.store, queue_id, outbox.tracked(done, source=service.source, now=stamp))
     if changed:
+        for job in state.jobs:  # stopped and skipped are results too
+            if job.id in ended:
+                metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
         admission.release(service, state, [j.id for j in state.jobs])
     service._flush(state)
     return state

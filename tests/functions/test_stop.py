@@ -59,3 +59,23 @@ def test_telemetry_after_stop_keeps_stopped_but_takes_final_counts(client, legac
 def test_stop_without_queue_id_is_400(client):
     r = client("stop").post("/queues/stop")
     assert r.status_code == 400 and "queue_id" in r.json()["message"]
+
+
+def test_stopping_counts_each_stopped_and_skipped_job_once(client, historical):
+    from shared import metrics
+
+    def count(target, status):
+        return metrics.JOB_RESULTS.labels(target, status)._value.get()
+
+    queue_id = client("start").post("/queues/start", json=historical).json()["data"]["queue_id"]
+    jobs = client("status").get(f"/queues/{queue_id}").json()["data"]["jobs"]
+    keys = {(j["target"], s) for j in jobs for s in ("stopped", "skipped")}
+    before = {k: count(*k) for k in keys}
+    client("stop").post(f"/queues/stop?queue_id={queue_id}")
+    client("stop").post(f"/queues/stop?queue_id={queue_id}")  # again: nothing more
+    after = client("status").get(f"/queues/{queue_id}").json()["data"]["jobs"]
+    expected = {k: 0 for k in keys}
+    for j in after:
+        expected[(j["target"], j["status"])] += 1
+    assert {k: count(*k) - before[k] for k in keys} == expected
+    assert sum(expected.values()) == len(jobs) == 6

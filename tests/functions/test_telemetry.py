@@ -38,7 +38,8 @@ def test_kafka_source_telemetry_finishes_the_queue(client, queue):
     assert state["status"] == "finished"
     assert state["records_written"] == sum(100 + n for n in range(len(job_ids)))
     assert all(j["status"] == "finished" for j in state["jobs"])
-    assert state["finished_at"]
+    # the finishing report says when it finished: the queue keeps that, as its job does
+    assert state["finished_at"] == "2024-07-01T00:00:00Z" == state["jobs"][-1]["finished_at"]
 
 
 def test_duplicates_and_reordering_change_nothing(client, queue):
@@ -189,3 +190,18 @@ def test_a_wrapped_event_of_another_type_is_ignored(client, queue):
     headers, body = kafka_source_event(value, key=queue_id)
     r = client("telemetry").post("/", headers=headers, content=body)
     assert r.status_code == 200 and r.json()["message"].startswith("Ignored"), r.text
+
+
+def test_skipped_jobs_count_as_not_done_in_progress(client, queue):
+    """A loader fails and the queue stops (on_failure stop): the jobs skipped never loaded
+    anything, so they are at 0, and the queue's progress is what was really done."""
+    queue_id, job_ids = queue
+    tc = client("telemetry")
+    assert _deliver(tc, telemetry(queue_id, job_id=job_ids[0], status="finished")).status_code == 200
+    assert _deliver(tc, telemetry(queue_id, job_id=job_ids[1], status="error", error_message="exchange 500"),
+                    offset=1).status_code == 200
+    state = client("status").get(f"/queues/{queue_id}").json()["data"]
+    skipped = [j for j in state["jobs"] if j["status"] == "skipped"]
+    assert skipped and all(j["progress"] == 0 for j in skipped), state["jobs"]
+    finished = sum(j["status"] == "finished" for j in state["jobs"])
+    assert state["progress"] == round(finished / len(state["jobs"]), 4)  # nothing else loaded anything
