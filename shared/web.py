@@ -80,6 +80,17 @@ async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 _BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
+# A client that sends an oversized body without waiting for `100 Continue` (Python's urllib,
+# most HTTP libraries) only reads the 413 if the body it is still sending is read: closing on
+# unread data resets the connection. Up to this much is read and dropped for the 413's sake.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _drain(chunks: Any, budget: int) -> None:
+    async for chunk in chunks:
+        budget -= len(chunk)
+        if budget < 0:
+            return
 
 
 async def read_body(request: Request) -> bytes:
@@ -87,16 +98,24 @@ async def read_body(request: Request) -> bytes:
     if cached is not None:  # read before, by the all-in-one router
         return cached
     limit = runtime.get().settings.max_body_bytes
-    declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
+    headers = dict(request.scope["headers"])
+    declared = headers.get(b"content-length", b"").decode("latin-1")
+    # With `Expect: 100-continue` the client waits: reading would only ask for the body.
+    waits = headers.get(b"expect", b"").lower() == b"100-continue"
     if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
         if int(declared) > limit:
+            if not waits and int(declared) <= DRAIN_BYTES:
+                await _drain(request.stream(), DRAIN_BYTES)
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         body = await request.body()  # the server enforces the declared length
     else:
         chunks, size = [], 0
-        async for chunk in request.stream():
+        stream = request.stream()
+        async for chunk in stream:
             size += len(chunk)
             if size > limit:
+                if not waits:
+                    await _drain(stream, DRAIN_BYTES - size)
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
             chunks.append(chunk)
         body = b"".join(chunks)
