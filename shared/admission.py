@@ -19,7 +19,7 @@ from shared.models import JobState, JobStatus, QueueStart, QueueState, QueueStat
 from shared.state import StateStore
 
 if TYPE_CHECKING:
-    from shared.service import QueueService
+    from shared.context import Context
 
 ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
 SLOT_WAIT = "waiting for slot: "
@@ -114,34 +114,33 @@ def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None
                 details=[{"queue_id": other.id, "requests": [list(c) for c in clash]}])
 
 
-def after_report(service: QueueService, state: QueueState, reporters: list[str], ended: list[str]) -> None:
-    """Count the jobs that ended, keep the reporters' leases alive, free the ended jobs' slots."""
+def after_report(ctx: Context, state: QueueState, reporters: list[str], ended: list[str]) -> list[str]:
+    """Count the jobs that ended, keep the reporters' leases alive, free the ended jobs' slots;
+    the queues that may launch now (the caller advances them)."""
     for job in state.jobs:
         if job.id in ended:
             metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
-    slots = service.slots
+    slots = ctx.slots
     if slots is None:
-        return
+        return []
     for reporter in reporters:
         reporting = lifecycle.find_job(state, reporter)
         if reporting is not None and reporting.id not in ended and slots.limited(reporting.target):
             slots.renew(reporting.target, holder(state, reporting))  # alive: keep its lease
     # Jobs the failure policy stopped or skipped end too.
     ended = ended + [j.id for j in state.jobs if j.status in lifecycle.TERMINAL_JOB and j.id not in ended]
-    release(service, state, ended)
+    return release(ctx, state, ended)
 
 
-def release(service: QueueService, state: QueueState, job_ids: list[str]) -> None:
-    """Free the slots of jobs that ended, then let the best waiting queue take them."""
-    slots = service.slots
+def release(ctx: Context, state: QueueState, job_ids: list[str]) -> list[str]:
+    """Free the slots of jobs that ended; the best waiting queues, which may take them now."""
+    slots = ctx.slots
     if slots is None or not job_ids:
-        return
+        return []
     for job in state.jobs:
         if job.id in job_ids and slots.limited(job.target):
             slots.release(job.target, holder(state, job))
-    for waiting in waiting_for_slots(service.store)[:5]:
-        if waiting.id != state.id:
-            service.advance(waiting.id)
+    return [waiting.id for waiting in waiting_for_slots(ctx.store)[:5] if waiting.id != state.id]
 
 
 __all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "after_report", "check_overlap", "gate", "holder",

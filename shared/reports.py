@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from shared import admission, lifecycle, metrics, outbox
+from shared import admission, launching, lifecycle, metrics, outbox
 from shared.clock import now
 from shared.errors import BackendUnavailable, InvalidInput, NotFound, QueueManagerError
 from shared.models import QueueState, Telemetry
@@ -19,7 +19,7 @@ from shared.state import forget, mutate
 from shared.state.base import GroupConflict
 
 if TYPE_CHECKING:
-    from shared.service import QueueService
+    from shared.context import Context
 
 GROUP_ATTEMPTS = 5
 Outcome = str | QueueManagerError
@@ -61,15 +61,15 @@ class _Merge:
         return changed
 
 
-def _merge_group(service: QueueService, reports: Sequence[Telemetry], by_queue: dict[str, list[int]],
+def _merge_group(ctx: Context, reports: Sequence[Telemetry], by_queue: dict[str, list[int]],
                  stamp: str, outcomes: list[Outcome | None]) -> dict[str, tuple[QueueState, bool, _Merge]]:
     """Every queue's reports in one batch of the store; fills ``outcomes``."""
     merged: dict[str, tuple[QueueState, bool, _Merge]] = {}
-    with service.store.batch():
+    with ctx.store.batch():
         for queue_id, indexes in by_queue.items():
-            change = _Merge([reports[i] for i in indexes], stamp, service.source)
+            change = _Merge([reports[i] for i in indexes], stamp, ctx.source)
             try:
-                state, changed = mutate(service.store, queue_id, change, monotonic=True)
+                state, changed = mutate(ctx.store, queue_id, change, monotonic=True)
                 merged[queue_id] = (state, changed, change)
             except NotFound:
                 change.outcomes = ["unknown_queue"] * len(indexes)
@@ -78,7 +78,7 @@ def _merge_group(service: QueueService, reports: Sequence[Telemetry], by_queue: 
     return merged
 
 
-def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
+def merge(ctx: Context, reports: Sequence[Telemetry]) -> list[Outcome]:
     """Merge `reports`; one outcome per report, in order. Never raises for one report's sake."""
     stamp = now()
     outcomes: list[Outcome | None] = [None] * len(reports)
@@ -95,22 +95,22 @@ def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
     try:
         for attempt in range(1, GROUP_ATTEMPTS + 1):
             try:
-                merged = _merge_group(service, reports, by_queue, stamp, outcomes)
+                merged = _merge_group(ctx, reports, by_queue, stamp, outcomes)
                 break
             except GroupConflict:
                 # Another writer won a document of the group: nothing of it was stored. Merge
                 # it again on fresh state, then give up with a 503 (redelivered whole).
-                forget(service.store, by_queue)
+                forget(ctx.store, by_queue)
                 if attempt == GROUP_ATTEMPTS:
                     raise BackendUnavailable("state", "the group lost every write conflict") from None
     except QueueManagerError as e:
         # Nothing of the batch was committed (or, without batches, what was is
         # re-applied as duplicates on redelivery): every report gets the error.
-        forget(service.store, by_queue)
+        forget(ctx.store, by_queue)
         return [o if isinstance(o, InvalidInput) else e for o in outcomes]
     for queue_id, (state, changed, change) in merged.items():
         try:
-            _follow_up(service, state, changed, change)
+            _follow_up(ctx, state, changed, change)
         except QueueManagerError as e:
             for i in by_queue[queue_id]:
                 outcomes[i] = e
@@ -124,11 +124,12 @@ def merge(service: QueueService, reports: Sequence[Telemetry]) -> list[Outcome]:
     return done
 
 
-def _follow_up(service: QueueService, state: QueueState, changed: bool, change: _Merge) -> None:
+def _follow_up(ctx: Context, state: QueueState, changed: bool, change: _Merge) -> None:
     """After the write: launch what may launch now, publish, free slots."""
     if (changed and change.moved) or state.outbox or state.cleanup:
         # Only a status change can make another job ready; counts alone cannot.
-        state, _ = service.advance(state.id)
+        state, _ = launching.advance(ctx, state.id)
     if changed:
         reporters = {r.job_id for r, o in zip(change.reports, change.outcomes, strict=True) if o == "applied"}
-        admission.after_report(service, state, sorted(r for r in reporters if r), change.ended)
+        for queue_id in admission.after_report(ctx, state, sorted(r for r in reporters if r), change.ended):
+            launching.advance(ctx, queue_id)

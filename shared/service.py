@@ -8,18 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import admission, clock, constants, jobs, lifecycle, lineage, metrics, outbox, reports, scheduling, stopping
-from shared.bus import EVENTS, Bus
+from shared import admission, constants, launching, lifecycle, lineage, metrics, outbox, reports, scheduling, stopping
+from shared.bus import EVENTS
 from shared.clock import now
 from shared.cluster import JobObserved
-from shared.config import Settings
-from shared.errors import BackendUnavailable, ClientError, Conflict
-from shared.launch import Launcher, open_launcher
-from shared.leases import Slots
+from shared.context import Context
+from shared.errors import BackendUnavailable, Conflict
 from shared.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
-from shared.state import AlreadyExists, StateStore, load, mutate
-
-REFUSED = "launch refused: "
+from shared.state import AlreadyExists, load, mutate
 
 # Queue ids derived from idempotency keys live in their own UUID namespace.
 _KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
@@ -44,31 +40,9 @@ class Started:
 
 
 @dataclass
-class QueueService:
-    settings: Settings
-    store: StateStore
-    bus: Bus
-    _launcher: Launcher | None = None
-    leases: StateStore | None = None
-    """Where concurrency slots are leased; needed only when JOB_LIMITS are set."""
-
-    @property
-    def slots(self) -> Slots | None:
-        limits = self.settings.jobs.limits
-        if not limits or self.leases is None:
-            return None
-        return Slots(self.leases, limits, self.settings.jobs.lease_ttl_seconds)
-
-    @property
-    def launcher(self) -> Launcher:
-        # Built on first use, so functions that never launch never import the kube client.
-        if self._launcher is None:
-            self._launcher = open_launcher(self.settings)
-        return self._launcher
-
-    @property
-    def source(self) -> str:
-        return self.settings.event_source
+class QueueService(Context):
+    """The use cases behind one facade, for the functions and the sweep: each method hands the
+    ports (this object is the `Context`) to the module that does the work."""
 
     # -- start -------------------------------------------------------------
 
@@ -110,7 +84,7 @@ class QueueService:
             # The queue is recorded: retrying with the same key launches what is missing.
             e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
             raise
-        refused = [j for j in state.jobs if (j.error_message or "").startswith(REFUSED)]
+        refused = [j for j in state.jobs if (j.error_message or "").startswith(launching.REFUSED)]
         if refused and state.status == QueueStatus.ERROR:
             # Recorded, failed and cleaned up by the failure policy; the caller must know.
             raise Conflict(f"queue {queue_id} failed to launch: " + "; ".join(
@@ -118,78 +92,7 @@ class QueueService:
         return Started(state=state, created=created, launched=launched)
 
     def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
-        """Launch what may launch now, clean up after a failure, publish the outbox.
-
-        Only the jobs this call claimed are launched, plus, with
-        `retry_unconfirmed`, claimed jobs whose launch was never confirmed (an
-        earlier attempt died between claim and create).
-        """
-        stamp = now()
-        claimed: list[str] = []
-        slots = self.slots
-        allowed: set[str] | None = None
-        blocked: dict[str, str] = {}
-        if slots is not None:
-            current, _ = load(self.store, queue_id)
-            allowed, blocked = admission.gate(self.store, slots, current)
-
-        def claim(s: QueueState) -> bool:
-            claimed.clear()  # a compare-and-set retry starts over: only the winning write's claims count
-            return scheduling.admit(s, stamp, claimed, allowed=allowed, blocked=blocked)
-
-        state, _ = mutate(self.store, queue_id, outbox.tracked(claim, source=self.source, now=stamp))
-        if slots is not None and allowed:
-            # Slots taken for jobs that did not launch after all (a partner still waits, a stop came).
-            for job in state.jobs:
-                if job.id in allowed and job.status == JobStatus.PENDING:
-                    slots.release(job.target, admission.holder(state, job))
-        if state.started_at:
-            waited = max(0.0, clock.seconds_between(state.started_at, stamp))
-            for job in state.jobs:
-                if job.id in claimed:
-                    metrics.ADMISSION_WAIT.labels(job.target).observe(waited)
-        ids = set(claimed)
-        if retry_unconfirmed:
-            ids |= {j.id for j in state.jobs if j.status == JobStatus.LAUNCHED and not j.created}
-        if ids:
-            launch = [j for j in state.jobs if j.id in ids]
-            refused: dict[str, str] = {}
-            try:
-                self.launcher.launch([self.render(state, j) for j in launch])
-            except ClientError as e:
-                # Permanent (a name taken by another queue, a Job the API server rejects):
-                # those jobs fail, the failure policy decides about the rest.
-                refused = {d["job"]: d.get("error", e.message) for d in e.details if "job" in d}
-                if not refused:
-                    raise
-            for job in launch:
-                if job.job_name not in refused:
-                    metrics.JOBS_LAUNCHED.labels(job.target).inc()
-            made = {j.id for j in launch if j.job_name not in refused}
-
-            def record(s: QueueState) -> bool:
-                changed = scheduling.mark_created(s, made)
-                for job in s.jobs:
-                    if job.job_name in refused:
-                        probe = Telemetry(queue_id=s.id, job_id=job.id, status="error",
-                                          error_message=f"{REFUSED}{refused[job.job_name]}")
-                        changed = lifecycle.apply_telemetry(s, probe, stamp) or changed
-                return changed
-
-            state, _ = mutate(self.store, queue_id, outbox.tracked(record, source=self.source, now=stamp))
-        if state.cleanup:
-            # A failure stopped the queue: delete the Jobs it stopped, keep the failed one to inspect.
-            names = list(state.cleanup)
-            self.launcher.delete_jobs(names)
-
-            def done(s: QueueState) -> bool:
-                before = len(s.cleanup)
-                s.cleanup = [n for n in s.cleanup if n not in names]
-                return len(s.cleanup) != before
-
-            state, _ = mutate(self.store, queue_id, done)
-        self._flush(state)
-        return state, sorted(ids)
+        return launching.advance(self, queue_id, retry_unconfirmed=retry_unconfirmed)
 
     def dataset_exists(self, name: str) -> bool:
         """Whether a collection a request reads already exists outside the queue."""
@@ -231,8 +134,7 @@ class QueueService:
         }
 
     def render(self, state: QueueState, job: Any) -> dict[str, Any]:
-        return jobs.render(queue=state, job=job, jobs=self.settings.jobs, kafka=self.settings.kafka,
-                           arango_url=self.settings.arango.url, arango_db=self.settings.arango.db)
+        return launching.render(self, state, job)
 
     # -- stop and cluster truth: shared/stopping.py -----------------------
 
@@ -299,6 +201,3 @@ class QueueService:
                 report[name] = f"{type(e).__name__}: {e}"
         return report
 
-    def _flush(self, state: QueueState) -> None:
-        for channel in outbox.flush(self.store, self.bus, state):
-            metrics.EVENTS_PUBLISHED.labels(channel).inc()

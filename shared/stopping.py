@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared import admission, constants, lifecycle, metrics, outbox
+from shared import admission, constants, launching, lifecycle, metrics, outbox, reports
 from shared.bus import CONTROL, EVENTS
 from shared.clock import now
 from shared.cluster import JobObserved
@@ -14,10 +14,10 @@ from shared.models import QueueState, QueueStatus, Telemetry
 from shared.state import load, mutate
 
 if TYPE_CHECKING:
-    from shared.service import QueueService
+    from shared.context import Context
 
 
-def stop(service: QueueService, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
+def stop(ctx: Context, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
     """Tell the Jobs on queue-control and mark the queue `stopping`.
 
     The Jobs are deleted after the grace period (`finish_stop`, called by the
@@ -34,28 +34,28 @@ def stop(service: QueueService, queue_id: str, *, reason: str | None = None) -> 
         if not lifecycle.request_stop(state, reason, stamp):
             return False
         outbox.add(state, channel=CONTROL, type_=constants.CE_STOP_COMMAND,
-                   id_=f"{queue_id}/stop-command", source=service.source, now=stamp,
+                   id_=f"{queue_id}/stop-command", source=ctx.source, now=stamp,
                    data={"type": "stop", "command": "stop", "queue_id": queue_id,
                          "reason": state.stop_reason})
         return True
 
-    state, changed = mutate(service.store, queue_id, outbox.tracked(change, source=service.source, now=stamp))
+    state, changed = mutate(ctx.store, queue_id, outbox.tracked(change, source=ctx.source, now=stamp))
     metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()
     # Publish the stop command before deleting, so running Jobs can flush their counts.
-    service._flush(state)
+    launching.flush(ctx, state)
     if state.status == QueueStatus.STOPPING and (
-        service.launcher.kind == "local" or service.settings.jobs.stop_grace_seconds <= 0
+        ctx.launcher.kind == "local" or ctx.settings.jobs.stop_grace_seconds <= 0
     ):
-        state = service.finish_stop(queue_id)
+        state = finish_stop(ctx, queue_id)
     return state, changed
 
-def finish_stop(service: QueueService, queue_id: str) -> QueueState:
+def finish_stop(ctx: Context, queue_id: str) -> QueueState:
     """Delete the queue's Jobs; mark it `stopped` if the cluster confirms none is left."""
-    state, _ = load(service.store, queue_id)
+    state, _ = load(ctx.store, queue_id)
     if state.status != QueueStatus.STOPPING:
         return state
-    service.launcher.delete_queue(queue_id)
-    left = service.launcher.remaining(queue_id)
+    ctx.launcher.delete_queue(queue_id)
+    left = ctx.launcher.remaining(queue_id)
     if left:
         return state  # Job delete events or the next sweep finish it
     stamp = now()
@@ -67,35 +67,39 @@ def finish_stop(service: QueueService, queue_id: str) -> QueueState:
             return False
         ended[:] = [j.id for j in s.jobs if j.id in running]  # a retried compare-and-set starts over
         outbox.add(s, channel=EVENTS, type_=constants.CE_QUEUE_STOPPED, id_=f"{queue_id}/stopped",
-                   source=service.source, now=stamp,
+                   source=ctx.source, now=stamp,
                    data={"queue_id": queue_id, "reason": s.stop_reason, "records_written": s.records_written})
         return True
 
-    state, changed = mutate(service.store, queue_id, outbox.tracked(done, source=service.source, now=stamp))
+    state, changed = mutate(ctx.store, queue_id, outbox.tracked(done, source=ctx.source, now=stamp))
     if changed:
         for job in state.jobs:  # stopped and skipped are results too
             if job.id in ended:
                 metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
-        admission.release(service, state, [j.id for j in state.jobs])
-    service._flush(state)
+        for waiting in admission.release(ctx, state, [j.id for j in state.jobs]):
+            launching.advance(ctx, waiting)
+    launching.flush(ctx, state)
     return state
 
 
-def cluster_event(service: QueueService, observed: JobObserved) -> str:
+def cluster_event(ctx: Context, observed: JobObserved) -> str:
     """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
     if observed.pod:
         try:
-            state = service.get(observed.queue_id)
+            state, _ = load(ctx.store, observed.queue_id)
         except NotFound:
             return "unknown_queue"
         if state.status != QueueStatus.STOPPING:
             return "no_news"
-        return "applied" if service.finish_stop(state.id).status == QueueStatus.STOPPED else "duplicate"
+        return "applied" if finish_stop(ctx, state.id).status == QueueStatus.STOPPED else "duplicate"
     if not observed.deleted:
         if observed.status is None:
             return "no_news"
-        return service.telemetry(Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
-                                        status=observed.status, error_message=observed.error_message))
+        (outcome,) = reports.merge(ctx, [Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
+                                                    status=observed.status, error_message=observed.error_message)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
     stamp = now()
 
     def vanished(state: QueueState) -> bool:
@@ -109,15 +113,16 @@ def cluster_event(service: QueueService, observed: JobObserved) -> str:
         return lifecycle.apply_telemetry(state, probe, stamp)
 
     try:
-        state, changed = mutate(service.store, observed.queue_id,
-                                outbox.tracked(vanished, source=service.source, now=stamp))
+        state, changed = mutate(ctx.store, observed.queue_id,
+                                outbox.tracked(vanished, source=ctx.source, now=stamp))
     except NotFound:
         return "unknown_queue"
     if state.status == QueueStatus.STOPPING:
         before = state.status
-        state = service.finish_stop(state.id)  # a stop waits for exactly these deletions
+        state = finish_stop(ctx, state.id)  # a stop waits for exactly these deletions
         return "applied" if state.status != before else "duplicate"
     if changed:
-        service.advance(state.id)
-        admission.after_report(service, state, [], [])
+        launching.advance(ctx, state.id)
+        for waiting in admission.after_report(ctx, state, [], []):
+            launching.advance(ctx, waiting)
     return "applied" if changed else "duplicate"
