@@ -66,16 +66,18 @@ servers:
 image:
 	bash tests/infra/image/build.sh
 
-test: install servers image
+test: install servers image lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-fast: install
 	$(BIN)/python -m pytest tests/shared tests/functions -q
 
+# ruff, mypy, and the import contracts of pyproject.toml (the layers of shared/): part of make test
 lint: install
 	$(BIN)/ruff check functions shared tests
 	$(BIN)/mypy shared
+	$(BIN)/lint-imports --no-cache
 
 bench: bytecode servers image
 	$(BIN)/python -m tests.bench.image_bench

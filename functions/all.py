@@ -14,7 +14,8 @@ from functions import start as start_fn
 from functions import status as status_fn
 from functions import stop as stop_fn
 from functions import telemetry as telemetry_fn
-from shared import cluster, constants, web
+from shared.api import web
+from shared.core import cluster, constants
 
 
 async def _by_content(request: Request, params: web.Params) -> Response:

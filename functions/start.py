@@ -6,9 +6,11 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import constants, runtime, web
-from shared.errors import ClientError
-from shared.models import QueueStart
+from shared import runtime
+from shared.api import web
+from shared.core import constants
+from shared.core.errors import ClientError
+from shared.core.models import QueueStart
 
 MAX_KEY = 255
 _OTHERS = {constants.CE_STOP_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}

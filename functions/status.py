@@ -7,10 +7,12 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from shared import live, openapi, progress, runtime, ui, web
-from shared.bus import LocalBus
-from shared.errors import ClientError
-from shared.models import QueueStatus
+from shared import runtime
+from shared.adapters.bus import LocalBus
+from shared.api import live, openapi, ui, web
+from shared.core import progress
+from shared.core.errors import ClientError
+from shared.core.models import QueueStatus
 
 MAX_LIMIT = 500
 
@@ -69,7 +71,7 @@ async def watch_queue(request: Request, params: web.Params) -> Response:
 
 
 async def drift_report(request: Request, params: web.Params) -> Response:
-    from shared import drift  # the launcher (kube client) only when asked
+    from shared.services import drift  # the launcher (kube client) only when asked
 
     repair = request.method == "POST"
     report = await web.blocking(drift.check, runtime.get().service, params["queue_id"], repair=repair)

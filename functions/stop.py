@@ -9,9 +9,12 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import constants, runtime, sweep, web
-from shared.errors import ClientError
-from shared.models import QueueStop
+from shared import runtime
+from shared.api import web
+from shared.core import constants
+from shared.core.errors import ClientError
+from shared.core.models import QueueStop
+from shared.services import sweep
 
 _OTHERS = {constants.CE_START_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
 

@@ -15,8 +15,11 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import cluster, constants, events, metrics, runtime, web
-from shared.models import Telemetry
+from shared import runtime
+from shared.adapters import events, metrics
+from shared.api import web
+from shared.core import cluster, constants
+from shared.core.models import Telemetry
 
 MESSAGES = {
     "applied": "Telemetry applied",

@@ -11,13 +11,14 @@ import functools
 import threading
 from dataclasses import dataclass
 
-from shared import metrics
-from shared.bus import Bus, open_bus
-from shared.config import Settings
-from shared.constants import LEASE_COLLECTION
-from shared.intake import Intake
-from shared.service import QueueService
-from shared.state import StateStore, open_store
+from shared.adapters import metrics
+from shared.adapters.bus import Bus, open_bus
+from shared.adapters.state import StateStore, open_store
+from shared.api import web
+from shared.core.config import Settings
+from shared.core.constants import LEASE_COLLECTION
+from shared.services.intake import Intake
+from shared.services.service import QueueService
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Runtime:
 
     @functools.cached_property
     def intake(self) -> Intake:
-        """Telemetry's group commit (shared/intake.py)."""
+        """Telemetry's group commit (shared/services/intake.py)."""
         return Intake(self.service.telemetry_batch, offload=self.networked)
 
     def close(self) -> None:
@@ -84,3 +85,4 @@ def reset() -> None:
 # atexit: nothing is lost there because every publish waits for Kafka's
 # acknowledgement before the request answers (tests/knative/test_shutdown.py).
 atexit.register(reset)
+web.bind(get)

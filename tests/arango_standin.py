@@ -1,7 +1,7 @@
 """A small ArangoDB HTTP stand-in for the tests (no ArangoDB server can be installed here).
 
 It follows the real REST API (3.11/3.12, as in arangod's CommTask, RestDocumentHandler,
-RestVocbaseBaseHandler, RestCursorHandler) for exactly what shared/state/arango.py and
+RestVocbaseBaseHandler, RestCursorHandler) for exactly what shared/adapters/state/arango.py and
 python-arango send: version, collections, persistent indexes, single-document CRUD with
 `_rev`/If-Match semantics, and the project's two AQL queries (tests/arango_standin_aql.py).
 With `general_aql=True` it also runs an AQL subset (tests/arango_standin_aqlx.py); databases,

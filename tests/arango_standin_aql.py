@@ -1,6 +1,6 @@
 """AQL and cursor half of the ArangoDB stand-in (see tests/arango_standin.py).
 
-Only the two query strings of shared/state/arango.py are recognised (imported, so
+Only the two query strings of shared/adapters/state/arango.py are recognised (imported, so
 they cannot drift), with ArangoDB's bind-parameter checks and AQL value ordering;
 a stand-in made with `general_aql=True` runs any other query through the AQL subset
 of tests/arango_standin_aqlx.py / tests/arango_standin_aqlrun.py. The cursor protocol
@@ -15,7 +15,7 @@ import itertools
 import time
 from typing import Any
 
-from shared.state.arango import COUNT_QUERY, LIST_QUERY
+from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY
 
 
 class ApiError(Exception):

@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any
 
-from shared import constants
+from shared.core import constants
 
 
 def telemetry(queue_id: str, **overrides: Any) -> dict[str, Any]:

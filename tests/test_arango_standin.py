@@ -20,7 +20,7 @@ from arango.exceptions import (
 )
 from arango.http import DefaultHTTPClient
 
-from shared.state.arango import COUNT_QUERY, LIST_QUERY
+from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY
 from tests.arango_standin import ArangoStandIn
 
 PW = "s3cret"
@@ -228,7 +228,7 @@ def test_aql_errors(db, col, query, bind, code, num):
 
 
 def test_pause_resume_and_restart_keep_data(arango, col):
-    # the HTTP client settings of shared/state/arango.py: one urllib3 retry for GETs
+    # the HTTP client settings of shared/adapters/state/arango.py: one urllib3 retry for GETs
     c = ArangoClient(hosts=arango.url, http_client=DefaultHTTPClient(retry_attempts=1,
                                                                      backoff_factor=0.1))
     mine = c.db("streamforge", username="root", password=PW).collection(COL)

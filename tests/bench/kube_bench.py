@@ -34,9 +34,9 @@ from typing import Any
 from kubernetes import client
 
 from shared import runtime
+from shared.adapters.launch.kube import KubeLauncher
+from shared.core.models import QueueStart
 from shared.examples import load
-from shared.launch.kube import KubeLauncher
-from shared.models import QueueStart
 from tests.infra.kube import ControlPlane, ControlPlaneError
 
 TARGET_P50_MS = 150.0

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from shared import cli, cli_api
+from shared import cli
+from shared.cli import api as cli_api
 from shared.examples import load
 from tests.backends import BACKENDS, state_env
 from tests.infra.children import free_port

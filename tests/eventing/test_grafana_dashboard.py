@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from shared import metrics, runtime
+from shared import runtime
+from shared.adapters import metrics
 from tests.servers import ROOT
 
 DASHBOARD = ROOT / "eventing" / "grafana-dashboard.json"

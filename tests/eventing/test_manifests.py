@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from shared import constants
-from shared.config import Settings
+from shared.core import constants
+from shared.core.config import Settings
 from tests.conftest import ROOT
 
 EVENTING = ROOT / "eventing"
@@ -60,7 +60,7 @@ def test_config_map_keys_are_settings_the_code_reads():
     assert settings.jobs.launcher == "kubernetes"
     assert settings.kafka.control_topic == "queue-control"
     assert settings.jobs.images["gnn-trainer"] == "streamforge/gnn-trainer:latest"
-    read = set(Path(ROOT / "shared" / "config.py").read_text().split('"'))
+    read = set(Path(ROOT / "shared" / "core" / "config.py").read_text().split('"'))
     assert set(data) <= read, set(data) - read
 
 

@@ -4,7 +4,7 @@ The PrometheusRule's ``spec.groups`` are written, as they are in the file, to a 
 file; ``promtool check rules`` lints it and ``promtool test rules`` runs
 tests/eventing/prometheus-rule-tests.yaml against it. Every alert must have a firing and a
 silent case there, and the metric names and labels the alerts (and the tests' input
-series) use must be the ones shared/metrics.py exposes.
+series) use must be the ones shared/adapters/metrics.py exposes.
 
 promtool is built (or reused) by ``tests/infra/dataplane/build.sh promtool``. When it cannot
 be built the promtool tests fail if ``CI`` is set and are skipped otherwise; the checks that
@@ -24,8 +24,8 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from shared import metrics
-from shared.models import JobStatus, QueueStatus
+from shared.adapters import metrics
+from shared.core.models import JobStatus, QueueStatus
 from tests.conftest import ROOT
 from tests.infra.missing import unavailable
 
@@ -176,7 +176,7 @@ def test_firing_cases_state_every_label_and_annotation_of_the_alert() -> None:
 
 
 def _exposed() -> dict[str, set[str]]:
-    """Every series name shared/metrics.py exposes -> its label names."""
+    """Every series name shared/adapters/metrics.py exposes -> its label names."""
     out: dict[str, set[str]] = {}
     for obj in vars(metrics).values():
         if not isinstance(obj, MetricWrapperBase):
@@ -251,7 +251,7 @@ def test_alerts_read_metrics_and_labels_the_functions_expose() -> None:
             if name in EXTERNAL:
                 continue
             if name not in exposed:
-                problems.append(f"{alert}: {name} is not exposed by shared/metrics.py")
+                problems.append(f"{alert}: {name} is not exposed by shared/adapters/metrics.py")
                 continue
             for label, (op, value) in matchers.items():
                 if label not in exposed[name]:
@@ -283,7 +283,7 @@ def test_unit_test_series_are_the_exposed_metrics() -> None:
             if name in EXTERNAL:
                 continue
             if name not in exposed:
-                problems.append(f"{group['name']}: {name} is not exposed by shared/metrics.py")
+                problems.append(f"{group['name']}: {name} is not exposed by shared/adapters/metrics.py")
             elif labels - TARGET_LABELS != exposed[name]:
                 problems.append(f"{group['name']}: {name} labels {sorted(labels - TARGET_LABELS)}, "
                                 f"exposed {sorted(exposed[name])}")

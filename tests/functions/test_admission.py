@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from shared import metrics, runtime
+from shared import runtime
+from shared.adapters import metrics
 from tests.factories import telemetry
 
 
@@ -128,8 +129,8 @@ def test_priority_maps_to_a_priority_class(client, monkeypatch, isolate_environm
 
 
 def test_sweep_publishes_what_an_outage_left_in_an_ended_queues_outbox(client, legacy, monkeypatch):
-    from shared.bus import LocalBus
-    from shared.errors import BackendUnavailable
+    from shared.adapters.bus import LocalBus
+    from shared.core.errors import BackendUnavailable
 
     queue = _start(client, legacy)
     real = LocalBus.publish

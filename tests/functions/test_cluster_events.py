@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared import cluster
+from shared.core import cluster
 from tests.factories import binary_event
 
 

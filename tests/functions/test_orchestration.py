@@ -6,8 +6,8 @@ import json
 import threading
 
 from shared import runtime
-from shared.service import QueueService
-from shared.state import open_store
+from shared.adapters.state import open_store
+from shared.services.service import QueueService
 from tests.factories import telemetry
 
 
@@ -172,13 +172,13 @@ def test_racing_finished_telemetry_launches_each_dependent_once(client, historic
 
 
 def base_command(payload):
-    from shared.models import QueueStart
+    from shared.core.models import QueueStart
 
     return QueueStart.parse(payload)
 
 
 def telemetry_model(queue_id, job_id, status):
-    from shared.models import Telemetry
+    from shared.core.models import Telemetry
 
     return Telemetry(queue_id=queue_id, job_id=job_id, status=status)
 

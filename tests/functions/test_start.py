@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import constants
+from shared.core import constants
 from tests.factories import binary_event, structured_event
 
 

@@ -1,4 +1,4 @@
-from shared import constants
+from shared.core import constants
 
 
 def test_list_filters_and_pages(client, historical, realtime):

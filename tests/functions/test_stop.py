@@ -1,4 +1,4 @@
-from shared import constants
+from shared.core import constants
 from tests.factories import binary_event, telemetry
 
 
@@ -62,7 +62,7 @@ def test_stop_without_queue_id_is_400(client):
 
 
 def test_stopping_counts_each_stopped_and_skipped_job_once(client, historical):
-    from shared import metrics
+    from shared.adapters import metrics
 
     def count(target, status):
         return metrics.JOB_RESULTS.labels(target, status)._value.get()

@@ -13,8 +13,10 @@ import time
 
 import pytest
 
-from shared import clock, runtime, sweep
-from shared.errors import BackendUnavailable
+from shared import runtime
+from shared.core import clock
+from shared.core.errors import BackendUnavailable
+from shared.services import sweep
 
 
 def _legacy(symbol: str, **extra):
@@ -229,7 +231,7 @@ def test_a_state_store_outage_is_a_503(client, monkeypatch):
     ("DRIFT_AFTER_SECONDS", "-1"), ("DRIFT_AFTER_SECONDS", "two minutes"), ("DRIFT_AFTER_SECONDS", "nan"),
     ("DRIFT_CHECKS_PER_SWEEP", "-1"), ("DRIFT_CHECKS_PER_SWEEP", "1.5")])
 def test_bad_drift_settings_are_refused_at_startup(name, value):
-    from shared.config import Settings
+    from shared.core.config import Settings
 
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})

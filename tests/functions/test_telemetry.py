@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from shared import constants
+from shared.core import constants
 from tests.factories import binary_event, kafka_source_event, telemetry
 
 

@@ -39,8 +39,8 @@ from cloudevents.http import CloudEvent
 from cloudevents.kafka import KafkaMessage, from_binary, to_binary
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from shared import constants
-from shared.config import KafkaSettings
+from shared.core import constants
+from shared.core.config import KafkaSettings
 from shared.examples import load
 from tests.infra.dataplane import contract as dpc
 from tests.infra.dataplane.knative import Dispatcher, Receiver

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kubernetes import client
 
-from shared import constants, jobs, runtime
-from shared.launch.kube import KubeLauncher
+from shared import runtime
+from shared.adapters.launch.kube import KubeLauncher
+from shared.core import constants, jobs
 from tests.conftest import ROOT
 from tests.infra import kube
 from tests.infra.kube import ControlPlane
@@ -268,7 +269,7 @@ def queue_state(client: Any, queue_id: str) -> dict[str, Any]:
 
 def job_targets(found: list[Any]) -> list[str]:
     """The targets of Jobs (from their labels), sorted."""
-    from shared import constants
+    from shared.core import constants
 
     return sorted(job_labels(j)[constants.LABEL_TARGET] for j in found)
 

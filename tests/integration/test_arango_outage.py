@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.constants import CE_JOB_STATUS_CHANGED, QUEUE_COLLECTION
+from shared.core.constants import CE_JOB_STATUS_CHANGED, QUEUE_COLLECTION
 from shared.examples import load
 from tests.arango_standin import ArangoStandIn
 from tests.backends import PASSWORD

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from shared import constants
+from shared.core import constants
 from shared.examples import load
 from tests.infra.dataplane import contract as dpc
 from tests.infra.kafka_broker import KafkaBroker

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from shared.bus import client_config
+from shared.adapters.bus import client_config
 from shared.examples import load
 from tests.infra.conftest import KAFKA_SASL_USERS, collect_kafka_python_garbage, running_kafka
 from tests.infra.dataplane import contract as dpc

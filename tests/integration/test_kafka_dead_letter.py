@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shared import constants
+from shared.core import constants
 from shared.examples import load
 from tests.infra.children import free_port
 from tests.integration.kafka_support import (

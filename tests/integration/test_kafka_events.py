@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared import constants
+from shared.core import constants
 from shared.examples import load
 from tests.integration.kafka_support import KafkaStack, as_event, run_seed_pipelines, start_queue
 

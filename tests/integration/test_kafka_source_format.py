@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from shared import constants
+from shared.core import constants
 from shared.examples import load
 from tests.factories import kafka_source_event
 from tests.integration.kafka_support import (

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from shared import constants, metrics, runtime
-from shared.leases import slot_key
+from shared import runtime
+from shared.adapters import metrics
+from shared.core import constants
+from shared.services.leases import slot_key
 from tests.integration.kubeutil import (
     KEEP_RUNNING,
     Kube,

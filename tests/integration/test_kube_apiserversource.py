@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from shared import cluster, constants, runtime
-from shared.launch.kube import KubeLauncher
+from shared import runtime
+from shared.adapters.launch.kube import KubeLauncher
+from shared.core import cluster, constants
 from tests.infra import apiserver_source as ass
 from tests.infra.children import free_port
 from tests.integration.kubeutil import (

@@ -16,8 +16,8 @@ from kubernetes import client as k8s
 from kubernetes import utils
 from kubernetes.utils import FailToCreateError
 
-from shared import constants
-from shared.config import Settings
+from shared.core import constants
+from shared.core.config import Settings
 from tests.conftest import ROOT
 from tests.integration.kubeutil import Kube, apply, status_of, yaml_documents
 
@@ -69,9 +69,9 @@ def test_config_map_is_what_the_functions_read(kube: Kube) -> None:
     [doc] = yaml_documents(EVENTING / "config.yaml")
     data = dry_run(kube, doc).data
     assert data == doc["data"]  # nothing dropped or rewritten by the server
-    source = (ROOT / "shared" / "config.py").read_text()
+    source = (ROOT / "shared" / "core" / "config.py").read_text()
     unknown = [k for k in data if f'"{k}"' not in source]
-    assert not unknown, f"config.yaml sets variables shared/config.py never reads: {unknown}"
+    assert not unknown, f"config.yaml sets variables shared/core/config.py never reads: {unknown}"
     settings = Settings.from_env(data)
     assert settings.jobs.launcher == "kubernetes" and settings.kafka.enabled and settings.arango.enabled
     assert sorted(settings.jobs.images) == sorted(constants.TARGETS)

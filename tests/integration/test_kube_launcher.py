@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from shared import constants, lifecycle, runtime
-from shared.errors import BackendUnavailable
+from shared import runtime
+from shared.adapters.launch.kube import KubeLauncher
+from shared.core import constants, lifecycle
+from shared.core.errors import BackendUnavailable
+from shared.core.models import QueueStart
 from shared.examples import load
-from shared.launch.kube import KubeLauncher
-from shared.models import QueueStart
-from shared.service import queue_id_for
+from shared.services.service import queue_id_for
 from tests.integration.conftest import TTL
 from tests.integration.kubeutil import Kube, is_complete, job_labels, names, phase, use_launcher
 

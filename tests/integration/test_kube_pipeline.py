@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from shared import constants, runtime
+from shared import runtime
+from shared.core import constants
 from shared.examples import load
 from tests.integration.kubeutil import KEEP_RUNNING, Kube, confirm_stopped, names, phase, queue_state, start_queue
 

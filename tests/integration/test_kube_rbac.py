@@ -18,9 +18,9 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from shared import runtime
-from shared.errors import BackendUnavailable
+from shared.adapters.launch.kube import KubeLauncher
+from shared.core.errors import BackendUnavailable
 from shared.examples import load
-from shared.launch.kube import KubeLauncher
 from tests.conftest import ROOT
 from tests.integration.kubeutil import KEEP_RUNNING, Kube, PatchingLauncher, apply, phase, status_of, use_launcher
 

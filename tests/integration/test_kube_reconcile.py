@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from shared import constants, runtime
+from shared import runtime
+from shared.core import constants
 from shared.examples import load
 from tests.integration.kubeutil import (
     KEEP_RUNNING,

@@ -4,8 +4,8 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from shared import events
-from shared.errors import ClientError
+from shared.adapters import events
+from shared.core.errors import ClientError
 
 
 def _event(data):

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from shared import runtime
-from shared.config import ArangoSettings
-from shared.errors import BackendUnavailable, InvalidInput, NotFound
+from shared.adapters.state import forget
+from shared.adapters.state.arango import ArangoStore
+from shared.adapters.state.base import GroupConflict
+from shared.adapters.state.sqlite import SqliteStore
+from shared.core.config import ArangoSettings
+from shared.core.errors import BackendUnavailable, InvalidInput, NotFound
+from shared.core.models import QueueStart, Telemetry
 from shared.examples import load
-from shared.intake import Intake
-from shared.models import QueueStart, Telemetry
-from shared.service import QueueService
-from shared.state import forget
-from shared.state.arango import ArangoStore
-from shared.state.base import GroupConflict
-from shared.state.sqlite import SqliteStore
+from shared.services.intake import Intake
+from shared.services.service import QueueService
 from tests.arango_standin import ArangoStandIn
 from tests.backends import BACKENDS, PASSWORD, state_env
 from tests.servers import FunctionServer, base_env
@@ -249,7 +249,7 @@ def test_a_group_that_loses_a_write_conflict_is_merged_again(service_on, monkeyp
     """ArangoDB: another instance writes a queue of the group after the group's transaction read
     it. The group's write is a write-write conflict (409, errorNum 1200), nothing of it is
     stored, and the group is merged again on the fresh state: both writes count."""
-    from shared import reports
+    from shared.services import reports
 
     service = service_on()
     hist, hist_jobs, live, live_jobs = _queues(service)

@@ -1,8 +1,8 @@
 import json
 
-from shared import constants, jobs, lifecycle
-from shared.config import Settings
-from shared.models import QueueStart
+from shared.core import constants, jobs, lifecycle
+from shared.core.config import Settings
+from shared.core.models import QueueStart
 
 
 def _render_all(payload, env=None):

@@ -1,4 +1,4 @@
-"""Concurrency slots (shared/leases.py) on both state backends."""
+"""Concurrency slots (shared/services/leases.py) on both state backends."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ArangoSettings
-from shared.leases import MAX_ROUNDS, Slots
-from shared.state import RevisionConflict
-from shared.state.arango import ArangoStore
-from shared.state.base import StateStore
-from shared.state.sqlite import SqliteStore
+from shared.adapters.state import RevisionConflict
+from shared.adapters.state.arango import ArangoStore
+from shared.adapters.state.base import StateStore
+from shared.adapters.state.sqlite import SqliteStore
+from shared.core.config import ArangoSettings
+from shared.services.leases import MAX_ROUNDS, Slots
 from tests.arango_standin import ArangoStandIn
 from tests.backends import BACKENDS, PASSWORD
 

@@ -1,7 +1,7 @@
 import itertools
 
-from shared import lifecycle
-from shared.models import JobStatus, QueueStart, QueueStatus, Telemetry
+from shared.core import lifecycle
+from shared.core.models import JobStatus, QueueStart, QueueStatus, Telemetry
 
 NOW = "2024-01-01T00:00:00Z"
 
@@ -70,8 +70,8 @@ def test_every_model_has_its_docstring_for_the_openapi_document():
 
     import pydantic
 
-    from shared import models
-    from shared.openapi import document
+    from shared.api.openapi import document
+    from shared.core import models
 
     classes = [c for c in vars(models).values() if inspect.isclass(c) and issubclass(c, pydantic.BaseModel)
                and c.__module__ == models.__name__]

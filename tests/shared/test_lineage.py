@@ -1,8 +1,8 @@
 import pytest
 
-from shared import lineage
-from shared.errors import InvalidInput
-from shared.models import QueueStart
+from shared.core import lineage
+from shared.core.errors import InvalidInput
+from shared.core.models import QueueStart
 
 
 def _needs(payload):
@@ -73,7 +73,7 @@ def test_unknown_depends_on_is_rejected(historical):
 def test_a_stream_type_is_a_stream_loader_and_streaming_alike(type_):
     """Legacy `type: "ws"` was a stream loader but not streaming: a request depending on it
     waited for a `finished` a stream never reaches."""
-    from shared import lifecycle
+    from shared.core import lifecycle
 
     payload = {"symbol": "BTCUSDT", "time_range": "2024-01-01:2024-01-02",
                "requests": [{"target": "loader-producer", "type": type_},

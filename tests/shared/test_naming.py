@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from shared import naming
+from shared.core import naming
 
 DNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 
-from shared import lifecycle
-from shared.config import ArangoSettings
-from shared.errors import BackendUnavailable
-from shared.models import QueueStart
-from shared.state import AlreadyExists, RevisionConflict, mutate
-from shared.state.arango import ArangoStore
-from shared.state.base import InvalidKey
-from shared.state.sqlite import SqliteStore
+from shared.adapters.state import AlreadyExists, RevisionConflict, mutate
+from shared.adapters.state.arango import ArangoStore
+from shared.adapters.state.base import InvalidKey
+from shared.adapters.state.sqlite import SqliteStore
+from shared.core import lifecycle
+from shared.core.config import ArangoSettings
+from shared.core.errors import BackendUnavailable
+from shared.core.models import QueueStart
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from shared import openapi, public, ui
+from shared.api import openapi, public, ui
+from shared.core.models import QueueStart
 from shared.examples import load
-from shared.models import QueueStart
 from tests.servers import FunctionServer, base_env
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?!/|#|data:)|https?://|//cdn|@import""", re.I)

@@ -1,0 +1,103 @@
+"""The queue state store: one contract, two backends (ArangoDB, embedded SQLite).
+
+Documents are `QueueState` dumps keyed by queue id. Every write after the
+first is a compare-and-set on the document revision; `mutate` retries a
+read-modify-write until it wins, so concurrent function instances never lose
+an update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from shared.adapters.state.base import AlreadyExists, RevisionConflict, StateStore
+from shared.core.config import Settings
+from shared.core.constants import QUEUE_COLLECTION
+from shared.core.errors import BackendUnavailable, NotFound
+from shared.core.models import QueueState
+
+__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store"]
+
+MAX_ATTEMPTS = 50
+
+
+def open_store(settings: Settings, collection: str = QUEUE_COLLECTION) -> StateStore:
+    if settings.arango.enabled:
+        from shared.adapters.state.arango import ArangoStore
+
+        return ArangoStore(settings.arango, collection)
+    from shared.adapters.state.sqlite import SqliteStore
+
+    return SqliteStore.at_dir(settings.local_dir, collection)
+
+
+def load(store: StateStore, queue_id: str) -> tuple[QueueState, str]:
+    """:raises NotFound: no such queue."""
+    found = store.get(queue_id)
+    if found is None:
+        raise NotFound(f"queue {queue_id!r} not found")
+    doc, rev = found
+    return QueueState.model_validate_json(doc), rev
+
+
+# The last state this process wrote, per queue: a telemetry merge may start
+# from it instead of re-reading; if the document changed since, the
+# compare-and-set fails and the loop re-reads. A merge that finds nothing to
+# change in the remembered state is re-checked against a fresh read, so a
+# stale copy can cost a read but never a wrong answer.
+_written: OrderedDict[tuple[int, str], tuple[QueueState, str]] = OrderedDict()
+_written_lock = threading.Lock()
+_WRITTEN_MAX = 1024
+
+
+def _take(store: StateStore, queue_id: str) -> tuple[QueueState, str] | None:
+    with _written_lock:
+        return _written.pop((id(store), queue_id), None)
+
+
+def _keep(store: StateStore, queue_id: str, state: QueueState, rev: str) -> None:
+    with _written_lock:
+        _written[(id(store), queue_id)] = (state, rev)
+        while len(_written) > _WRITTEN_MAX:
+            _written.popitem(last=False)
+
+
+def forget(store: StateStore, queue_ids: Iterable[str]) -> None:
+    """Drop remembered writes that did not last (a batch rolled back)."""
+    with _written_lock:
+        for queue_id in queue_ids:
+            _written.pop((id(store), queue_id), None)
+
+
+def mutate(
+    store: StateStore, queue_id: str, change: Callable[[QueueState], bool], *, monotonic: bool = False
+) -> tuple[QueueState, bool]:
+    """Apply `change` (which edits the state and says whether it changed it) atomically.
+
+    `monotonic` changes (telemetry merges) may start from this process's last
+    write instead of a fresh read: the hot path of every delivery.
+
+    :raises NotFound: no such queue.
+    :raises BackendUnavailable: the store is down, or the document is too contended.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        found = _take(store, queue_id) if monotonic and attempt == 0 else None
+        state, rev = found or load(store, queue_id)
+        status = state.status
+        if not change(state):
+            if found:
+                continue  # maybe only the remembered copy is behind: ask the store
+            return state, False
+        try:
+            new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev,
+                                    same_status=state.status == status)
+        except RevisionConflict:
+            continue
+        if monotonic:
+            _keep(store, queue_id, state, new_rev)
+        else:
+            _take(store, queue_id)  # outdated now
+        return state, True
+    raise BackendUnavailable("state", f"queue {queue_id} too contended, retry")

@@ -1,0 +1,239 @@
+"""The HTTP edge every function shares: routing, envelopes, errors, probes, metrics.
+
+Every response is the seed's envelope `{status, message, data}`. Client
+mistakes get a 4xx naming the field; a backend outage gets a 503 so Knative
+retries; anything unexpected a 500 with no stack trace (the log has it).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.adapters import events, metrics
+from shared.core import clock
+from shared.core.errors import (
+    BackendUnavailable,
+    ClientError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    QueueManagerError,
+)
+
+log = logging.getLogger("streamforge.queue_manager")
+
+Params = dict[str, str]
+Handler = Callable[[Request, Params], Awaitable[Response]]
+
+
+def _unbound() -> Any:
+    raise RuntimeError("shared.api.web has no runtime: shared.runtime binds it when imported")
+
+
+# The composition root (shared/runtime.py) hands the edge its runtime when it is imported:
+# the edge knows the services it calls, never how they were built.
+_runtime: Callable[[], Any] = _unbound
+
+
+def bind(runtime: Callable[[], Any]) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+def route(method: str, template: str, handler: Handler) -> Route:
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/") or "/")
+    return Route(method, re.compile(f"^{regex}$"), handler)
+
+
+def envelope(code: int, message: str, data: Any = None, errors: list[dict[str, Any]] | None = None
+             ) -> JSONResponse:
+    body: dict[str, Any] = {"status": "success" if code < 400 else "error", "message": message,
+                            "data": data if data is not None else {}}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=code)
+
+
+def reply(inbound: events.Inbound, code: int, message: str, data: Any, *, event_type: str,
+          event_id: str) -> Response:
+    """An envelope; to a CloudEvent, the envelope as a CloudEvent (Knative forwards replies)."""
+    if inbound.ce is None:
+        return envelope(code, message, data)
+    event = events.make(type_=event_type, source=_runtime().settings.event_source,
+                        subject=str(data.get("queue_id", "")) if isinstance(data, dict) else "",
+                        id_=event_id, time=clock.now(), data={"status": "success", "message": message,
+                                                         "data": data})
+    headers, body = events.http_reply(event)
+    return Response(body, status_code=code, headers=headers)
+
+
+async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run store/launcher/Kafka calls off the event loop when they do network I/O."""
+    if not _runtime().networked:
+        return fn(*args, **kwargs)
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+_BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
+# A client that sends an oversized body without waiting for `100 Continue` (Python's urllib,
+# most HTTP libraries) only reads the 413 if the body it is still sending is read: closing on
+# unread data resets the connection. Up to this much is read and dropped for the 413's sake.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _drain(chunks: Any, budget: int) -> None:
+    async for chunk in chunks:
+        budget -= len(chunk)
+        if budget < 0:
+            return
+
+
+async def read_body(request: Request) -> bytes:
+    cached: bytes | None = request.scope.get(_BODY)
+    if cached is not None:  # read before, by the all-in-one router
+        return cached
+    limit = _runtime().settings.max_body_bytes
+    headers = dict(request.scope["headers"])
+    declared = headers.get(b"content-length", b"").decode("latin-1")
+    # With `Expect: 100-continue` the client waits: reading would only ask for the body.
+    waits = headers.get(b"expect", b"").lower() == b"100-continue"
+    if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
+        if int(declared) > limit:
+            if not waits and int(declared) <= DRAIN_BYTES:
+                await _drain(request.stream(), DRAIN_BYTES)
+            raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+        body = await request.body()  # the server enforces the declared length
+    else:
+        chunks, size = [], 0
+        stream = request.stream()
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                if not waits:
+                    await _drain(stream, DRAIN_BYTES - size)
+                raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    request.scope[_BODY] = body
+    return body
+
+
+async def read_inbound(request: Request) -> events.Inbound:
+    # ASGI servers hand header names over lower-cased: one pass, no re-parsing.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    return events.decode(headers, await read_body(request), lowered=True)
+
+
+def validation_details(error: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False)]
+
+
+# -- probes and metrics, answered by every function ------------------------
+
+async def live(request: Request, params: Params) -> Response:
+    return envelope(200, "alive")
+
+
+async def startup(request: Request, params: Params) -> Response:
+    await anyio.to_thread.run_sync(_runtime)
+    return envelope(200, "started")
+
+
+def ready_route(*, launcher: bool) -> Handler:
+    async def ready(request: Request, params: Params) -> Response:
+        report = await blocking(_runtime().service.readiness, launcher=launcher)
+        down = {k: v for k, v in report.items() if v != "ok"}
+        if down:
+            return envelope(503, "unavailable: " + ", ".join(sorted(down)), report)
+        return envelope(200, "All systems operational", report)
+
+    return ready
+
+
+async def metrics_route(request: Request, params: Params) -> Response:
+    body = await blocking(generate_latest, metrics.REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def common_routes(*, launcher: bool) -> list[Route]:
+    return [
+        route("GET", "/health/live", live),
+        route("GET", "/health/startup", startup),
+        route("GET", "/health/ready", ready_route(launcher=launcher)),
+        route("GET", "/metrics", metrics_route),
+    ]
+
+
+# -- dispatch ---------------------------------------------------------------
+
+def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params]:
+    allowed = []
+    for r in routes:
+        m = r.pattern.match(path)
+        if m:
+            if r.method == method or (method == "HEAD" and r.method == "GET"):
+                return r.handler, m.groupdict()
+            allowed.append(r.method)
+    if allowed:
+        allow = sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set()))
+        raise MethodNotAllowed(f"{method} {path} is not allowed; use {', '.join(allow)}", allow=allow)
+    raise NotFound(f"no route for {method} {path}")
+
+
+async def serve(request: Request, *, function: str, routes: list[Route]) -> Response:
+    started = time.perf_counter()
+    metrics.observe_first_request(function)
+    path = request.scope["path"].rstrip("/") or "/"
+    try:
+        handler, params = _match(routes, request.method, path)
+        response = await handler(request, params)
+    except ValidationError as e:
+        metrics.ERRORS.labels(function, "client").inc()
+        response = envelope(422, "invalid request", errors=validation_details(e))
+    except ClientError as e:
+        metrics.ERRORS.labels(function, "client").inc()
+        response = envelope(e.status_code, e.message, errors=e.details or None)
+        if isinstance(e, MethodNotAllowed):
+            response.headers["Allow"] = ", ".join(e.allow)
+    except BackendUnavailable as e:
+        metrics.ERRORS.labels(function, "backend").inc()
+        log.warning("%s: %s", function, e.message)
+        response = envelope(503, e.message, errors=e.details or None)
+        response.headers["Retry-After"] = "1"
+    except QueueManagerError as e:
+        metrics.ERRORS.labels(function, "internal").inc()
+        response = envelope(e.status_code, e.message)
+    except Exception:
+        incident = uuid.uuid4().hex[:12]
+        metrics.ERRORS.labels(function, "internal").inc()
+        log.exception("%s: unhandled error (incident %s)", function, incident)
+        response = envelope(500, f"internal error (incident {incident}); see the function's log")
+    _timer(function, response.status_code).observe(time.perf_counter() - started)
+    return response
+
+
+@functools.lru_cache(maxsize=256)
+def _timer(function: str, code: int) -> Any:
+    """The histogram child per (function, code), looked up once: this runs on every request."""
+    return metrics.REQUESTS.labels(function, str(code))

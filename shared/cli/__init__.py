@@ -1,0 +1,250 @@
+"""`sfq`: start, stop, list and watch queues from a terminal (stdlib only).
+
+    sfq start -f shared/examples/historical.json --watch
+    sfq ls --status loading
+    sfq watch <queue_id>            # live per-job progress bars, from GET /queues/{id}/watch
+
+The service is `--url` or env SFQ_URL (default http://127.0.0.1:8080); a
+bearer token from `--token` or SFQ_TOKEN is sent as the Authorization header.
+`--json` prints machine-readable output (for `watch`, one queue per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, NoReturn, TextIO
+
+from shared.cli.api import OK, QUEUE_ERROR, QUEUE_STOPPED, UNREACHABLE, USAGE, Api, CliError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+FINAL_CODES = {"finished": OK, "error": QUEUE_ERROR, "stopped": QUEUE_STOPPED}
+EPILOG = """exit codes: 0 done (watch: queue finished), 1 queue failed, 2 queue stopped,
+3 service unreachable or unavailable (502/503/504), 4 request refused (4xx/5xx), 64 usage error"""
+RECONNECT_FOR_S = 30.0
+
+
+# -- output -------------------------------------------------------------------
+
+def _pct(fraction: float | None) -> str:
+    return f"{round((fraction or 0) * 100):3d}%"
+
+
+def _bar(fraction: float | None, width: int, out: TextIO) -> str:
+    full, empty = ("█", "░") if (getattr(out, "encoding", "") or "").lower().startswith("utf") else ("#", ".")
+    filled = round((fraction or 0) * width)
+    return "[" + full * filled + empty * (width - filled) + "]"
+
+
+def _job_line(job: dict[str, Any], out: TextIO, bar: bool) -> str:
+    head = f"{job['index'] + 1:>3} {job['target']:<16} {job['type']:<22} {job['status']:<9}"
+    meter = f"{_bar(job.get('progress'), 20, out)} " if bar else ""
+    return f"{head} {meter}{_pct(job.get('progress'))} {job.get('records_written', 0):>12,} rec"
+
+
+def queue_lines(queue: dict[str, Any], out: TextIO, *, bar: bool = True) -> list[str]:
+    head = (f"queue {queue['id']}  {queue['symbol']} {queue['time_range']}  {queue['status']}  "
+            f"{_pct(queue.get('progress'))}  {queue.get('records_written', 0):,} records")
+    lines = [head]
+    for job in queue.get("jobs", []):
+        lines.append(_job_line(job, out, bar))
+        if job["status"] == "pending" and job.get("waiting"):
+            lines.append(f"      waiting: {job['waiting']}")
+        if job.get("error_message"):
+            lines.append(f"      error: {job['error_message']}")
+    return lines
+
+
+def final_line(queue: dict[str, Any]) -> str:
+    jobs = queue.get("jobs", [])
+    done = sum(j["status"] in ("finished", "skipped") for j in jobs)
+    line = (f"queue {queue['id']} {queue['status']}: {done}/{len(jobs)} jobs finished, "
+            f"{queue.get('records_written', 0):,} records")
+    if queue.get("error_message"):
+        line += f"; error: {queue['error_message']}"
+    if queue.get("stop_reason"):
+        line += f"; reason: {queue['stop_reason']}"
+    return line
+
+
+class Live:
+    """Redraws the queue in place on a terminal; elsewhere prints what changed."""
+
+    def __init__(self, out: TextIO, as_json: bool) -> None:
+        self.out, self.as_json = out, as_json
+        self.tty = not as_json and out.isatty()
+        self.drawn, self.seen = 0, {}  # type: ignore[var-annotated]
+
+    def show(self, queue: dict[str, Any]) -> None:
+        if self.as_json:
+            print(json.dumps(queue), file=self.out, flush=True)
+        elif self.tty:
+            width = shutil.get_terminal_size().columns
+            lines = [line[:width] for line in queue_lines(queue, self.out)]
+            up = f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""
+            self.out.write(up + "\n".join(lines) + "\n")
+            self.out.flush()
+            self.drawn = len(lines)
+        else:
+            for key, line in [("queue", queue_lines(queue, self.out)[0]),
+                              *((j["id"], _job_line(j, self.out, False)) for j in queue.get("jobs", []))]:
+                if self.seen.get(key) != line:
+                    self.seen[key] = line
+                    print(line, file=self.out, flush=True)
+
+
+def watch(api: Api, queue_id: str, out: TextIO, as_json: bool) -> int:
+    """Follow a queue until it ends; reconnects (resuming by Last-Event-ID) if an open stream drops."""
+    live, last_id, down_since, connected = Live(out, as_json), None, None, False
+    path = f"/queues/{urllib.parse.quote(queue_id, safe='')}/watch"
+    while True:
+        try:
+            for event, id_, data in api.events(path, last_id):
+                down_since, connected = None, True
+                last_id = id_ or last_id
+                if event == "queue":
+                    queue = json.loads(data)
+                    live.show(queue)
+                    if queue["status"] in FINAL_CODES:
+                        if not as_json:
+                            print(final_line(queue), file=out, flush=True)
+                        return FINAL_CODES[queue["status"]]
+        except CliError as e:
+            if e.code != UNREACHABLE or not connected:
+                raise
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since > RECONNECT_FOR_S:
+                raise
+        time.sleep(1.0)
+
+
+# -- commands -----------------------------------------------------------------
+
+def _payload(path: str) -> Any:
+    try:
+        if path == "-":
+            return json.loads(sys.stdin.read())
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise CliError(USAGE, f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise CliError(USAGE, f"{path} is not JSON: {e}") from None
+
+
+def _row(*cells: Any) -> str:
+    return "{:>3} {:<16} {:<22} {}".format(*cells)
+
+
+def _text(args: argparse.Namespace, reply: dict[str, Any], out: TextIO) -> list[str]:
+    """What a command prints without --json."""
+    data, message = reply["data"], reply.get("message", "")
+    if args.command == "start":
+        return [f"{message}: {data['queue_id']} ({len(data['jobs'])} jobs)",
+                *(_row(i + 1, j["target"], j["type"], f"{j['status']:<9} {j['id']}")
+                  for i, j in enumerate(data["jobs"])), data.get("launcher", "")]
+    if args.command == "plan":
+        return [f"plan ({data['mode']}, on failure: {data['on_failure']}), nothing launched:",
+                *(_row(j["index"] + 1, j["target"], j["type"], f"starts: {j['starts']}") for j in data["jobs"])]
+    if args.command == "show":
+        return queue_lines(data, out, bar=False)
+    if args.command == "retry":
+        return [f"{message}: {len(data.get('retried', []))} job(s) relaunched"]
+    if args.command == "ls":
+        total = reply.get("page", {}).get("total", len(data))
+        return [f"{'ID':<36}  {'SYMBOL':<10} {'TIME RANGE':<21} {'STATUS':<9} {'DONE':>4} {'RECORDS':>12}",
+                *(f"{q['id']:<36}  {q['symbol']:<10} {q['time_range']:<21} {q['status']:<9} "
+                  f"{_pct(q.get('progress'))} {q.get('records_written', 0):>12,}" for q in data),
+                f"{len(data)} of {total} queue(s)"]
+    return [f"{message}: {data.get('queue_id', '')}"]
+
+
+def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
+    if args.command == "watch":
+        return watch(api, args.queue_id, out, args.json)
+    qid = urllib.parse.quote(getattr(args, "queue_id", ""), safe="")
+    if args.command in ("start", "plan"):
+        key = getattr(args, "idempotency_key", None)
+        reply = api.call("POST", f"/queues/{args.command}", _payload(args.file),
+                         {"Idempotency-Key": key} if key else None)
+    elif args.command == "stop":
+        reply = api.call("POST", f"/queues/{qid}/stop", {"reason": args.reason} if args.reason else None)
+    elif args.command == "retry":
+        reply = api.call("POST", f"/queues/{qid}/retry")
+    elif args.command == "show":
+        reply = api.call("GET", f"/queues/{qid}")
+    else:
+        query = {k: v for k, v in (("status", args.status), ("symbol", args.symbol), ("limit", args.limit)) if v}
+        reply = api.call("GET", "/queues?" + urllib.parse.urlencode(query))
+    following = args.command == "start" and args.watch
+    if args.json:  # followed by a watch: one JSON value per line
+        print(json.dumps(reply["data"], indent=None if following else 2), file=out, flush=True)
+    else:
+        print("\n".join(_text(args, reply, out)), file=out, flush=True)
+    return watch(api, reply["data"]["queue_id"], out, args.json) if following else OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's 2 would read as "queue stopped"
+        self.print_usage(sys.stderr)
+        self.exit(USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)  # accepted before or after the command
+    common.add_argument("--url", default=argparse.SUPPRESS, help=f"service URL (env SFQ_URL; {DEFAULT_URL})")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="bearer token (env SFQ_TOKEN)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    root = _Parser(prog="sfq", description="StreamForge queue manager CLI", epilog=EPILOG, parents=[common],
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for name, text in (("start", "start a queue"), ("plan", "plan a queue, launching nothing")):
+        sub = commands.add_parser(name, parents=[common], help=text)
+        sub.add_argument("-f", "--file", required=True, help="JSON payload file ('-' = stdin)")
+        if name == "start":
+            sub.add_argument("--watch", action="store_true", help="then follow it; exit code as for watch")
+            sub.add_argument("--idempotency-key", help="the same key never starts the queue twice")
+    for name, text in (("stop", "stop a queue"), ("show", "a queue and its jobs"), ("retry", "retry a failed queue"),
+                       ("watch", "follow a queue live; exit 0 finished, 1 error, 2 stopped")):
+        sub = commands.add_parser(name, parents=[common], help=text)
+        sub.add_argument("queue_id")
+        if name == "stop":
+            sub.add_argument("--reason", help="recorded with the stop")
+    ls = commands.add_parser("ls", parents=[common], help="list queues, newest first")
+    ls.add_argument("--status", help="e.g. loading, finished (the service checks the name)")
+    ls.add_argument("--symbol")
+    ls.add_argument("--limit", type=int, default=50)
+    return root
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    url = getattr(args, "url", None) or os.environ.get("SFQ_URL") or DEFAULT_URL
+    token = getattr(args, "token", None) or os.environ.get("SFQ_TOKEN") or None
+    try:
+        return run(args, Api(url, token), out)
+    except CliError as e:
+        if args.json:
+            print(json.dumps({"error": e.message, "errors": e.details}), file=sys.stderr)
+        else:
+            print(f"sfq: {e.message}", file=sys.stderr)
+            for detail in e.details or []:
+                where = ".".join(str(p) for p in detail.get("loc", [])) if isinstance(detail, dict) else ""
+                print(f"  {where}: {detail.get('msg', detail) if isinstance(detail, dict) else detail}",
+                      file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

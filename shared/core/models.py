@@ -1,0 +1,327 @@
+"""The wire models: commands in, telemetry in, queue state out.
+
+Validation lives here so every entry point (HTTP, CloudEvent, Kafka) rejects
+the same bad input with the same field-level message.
+"""
+
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from shared.core import constants
+
+MAX_REQUESTS = 50
+MAX_PARAMS = 32
+MAX_STRING = 1024
+MAX_LIST = 100
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# ArangoDB's traditional collection naming: a letter first, then letters, digits, _ or -.
+COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
+# Request parameters that name ArangoDB collections and so must be valid names.
+COLLECTION_PARAMS = frozenset(
+    {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
+)
+RESERVED_PARAMS = frozenset({"target", "type", "queue_id", "job_id", "id", "depends_on"})
+
+Symbol = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True)]
+TypeName = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
+Target = Annotated[str, Field(json_schema_extra={"enum": list(constants.TARGETS)})]
+
+
+class QueueStatus(StrEnum):
+    PENDING = "pending"
+    LOADING = "loading"
+    STOPPING = "stopping"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    LAUNCHED = "launched"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ERROR = "error"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+
+
+def parse_time_range(value: str) -> tuple[dt.date, dt.date]:
+    """`YYYY-MM-DD:YYYY-MM-DD`, real dates, start <= end."""
+    parts = value.split(":")
+    if len(parts) != 2:
+        raise ValueError("time_range must look like YYYY-MM-DD:YYYY-MM-DD")
+    dates = []
+    for part in parts:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", part):
+            raise ValueError(f"{part!r} is not a YYYY-MM-DD date")
+        try:
+            dates.append(dt.date.fromisoformat(part))
+        except ValueError as e:
+            raise ValueError(f"{part!r} is not a real date") from e
+    start, end = dates
+    if start > end:
+        raise ValueError(f"time_range starts ({start}) after it ends ({end})")
+    return start, end
+
+
+def _check_symbol(value: str) -> str:
+    if not SYMBOL_RE.match(value):
+        raise ValueError("symbol must be 2-20 letters or digits, e.g. BTCUSDT")
+    return value
+
+
+def _check_time_range(value: str) -> str:
+    parse_time_range(value)
+    return value
+
+
+def _check_param(key: str, value: Any) -> None:
+    if not NAME_RE.match(key):
+        raise ValueError(f"parameter name {key!r} must match {NAME_RE.pattern}")
+    if key in RESERVED_PARAMS:
+        raise ValueError(f"parameter name {key!r} is reserved")
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) > MAX_LIST:
+        raise ValueError(f"{key}: at most {MAX_LIST} items")
+    for item in items:
+        if isinstance(item, bool | int | float) or item is None:
+            continue
+        if not isinstance(item, str):
+            raise ValueError(f"{key}: values must be strings, numbers, booleans or lists of them")
+        if len(item) > MAX_STRING:
+            raise ValueError(f"{key}: strings are limited to {MAX_STRING} characters")
+        if key in COLLECTION_PARAMS and not COLLECTION_RE.match(item):
+            raise ValueError(
+                f"{key}: {item!r} is not a valid ArangoDB collection name "
+                "(a letter, then letters, digits, '_' or '-', at most 256)"
+            )
+
+
+class JobRequest(BaseModel):
+    """One microservice run; every extra field is a parameter passed to its Job."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    target: Target
+    type: TypeName
+    id: Annotated[str, StringConstraints(pattern=NAME_RE.pattern)] | None = Field(
+        default=None, description="A name other requests can list in depends_on")
+    depends_on: list[int | Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=MAX_REQUESTS,
+        description="Requests (index or id) this one waits for, besides those inferred from its inputs")
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if value not in constants.TARGETS:
+            raise ValueError(f"unknown target {value!r}; known: {', '.join(constants.TARGETS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_params(self) -> Self:
+        params = self.model_extra or {}
+        if len(params) > MAX_PARAMS:
+            raise ValueError(f"at most {MAX_PARAMS} parameters per request")
+        for key, value in params.items():
+            _check_param(key, value)
+        return self
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class QueueCreate(BaseModel):
+    """The seed's original single-loader command."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    symbol: Symbol = Field(examples=["BTCUSDT"])
+    type: TypeName = Field(description="Data acquisition method: api, ws, rest", examples=["api"])
+    time_range: str = Field(examples=["2024-01-01:2024-01-03"])
+
+    _symbol = field_validator("symbol")(_check_symbol)
+    _range = field_validator("time_range")(_check_time_range)
+
+
+QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
+"""Queue-level options the legacy single-loader form accepts too."""
+
+
+class QueueStart(BaseModel):
+    """A queue: one symbol and time range, one Job per request."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    symbol: Symbol = Field(examples=["BTCUSDT"])
+    time_range: str = Field(examples=["2024-06-01:2024-06-30"])
+    requests: list[JobRequest] = Field(min_length=1, max_length=MAX_REQUESTS)
+    type: TypeName | None = Field(
+        default=None, description="Queue-level type; the legacy form's acquisition method"
+    )
+    mode: Literal["dag", "sequential", "parallel"] = Field(
+        default="dag", description="dag: wait for inputs; sequential: one after another; parallel: all at once")
+    on_failure: Literal["stop", "continue"] = Field(
+        default="stop", description="stop: a failure stops the queue; continue: independent branches finish")
+    priority: int = Field(default=5, ge=1, le=10, description="1 (lowest) to 10; first admitted when slots are short")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=30 * 86400, description="The whole queue's deadline; overdue queues are stopped")
+    allow_overlap: bool = Field(
+        default=False, description="Allow requests overlapping an active queue's (target, type, symbol, range)")
+
+    _symbol = field_validator("symbol")(_check_symbol)
+    _range = field_validator("time_range")(_check_time_range)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Self:
+        ids = [r.id for r in self.requests if r.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("request ids must be unique within a queue")
+        return self
+
+    @classmethod
+    def parse(cls, payload: Any) -> Self:
+        """Accept both the legacy QueueCreate and the multi-request form."""
+        if isinstance(payload, dict) and "requests" not in payload:
+            options = {k: payload[k] for k in QUEUE_OPTIONS if k in payload}
+            legacy = QueueCreate.model_validate({k: v for k, v in payload.items() if k not in QUEUE_OPTIONS})
+            return cls.model_validate({
+                "symbol": legacy.symbol,
+                "time_range": legacy.time_range,
+                "type": legacy.type,
+                "requests": [{"target": "loader-producer", "type": legacy.type}],
+                **options,
+            })
+        return cls.model_validate(payload)
+
+
+class QueueStop(BaseModel):
+    """Stop a queue: its running Jobs are deleted, the rest never launch."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    reason: Annotated[str, StringConstraints(max_length=MAX_STRING)] | None = None
+
+
+class Telemetry(BaseModel):
+    """What a Job reports on queue-control (the seed's format, plus the Job's identity)."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    type: str = "telemetry"
+    queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    job_id: Annotated[str, StringConstraints(max_length=128)] | None = Field(
+        default=None, description="The JOB_ID env given to the Job; absent for queue-level telemetry"
+    )
+    status: Annotated[str, StringConstraints(max_length=32)] | None = None
+    records_written: Annotated[int, Field(ge=0)] | None = None
+    last_loaded_timestamp: Annotated[str, StringConstraints(max_length=64)] | None = None
+    started_at: Annotated[str, StringConstraints(max_length=64)] | None = None
+    finished_at: Annotated[str, StringConstraints(max_length=64)] | None = None
+    error_message: Annotated[str, StringConstraints(max_length=4096)] | None = None
+
+
+class Need(BaseModel):
+    """What a job waits for: another job of the queue reaching a status."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
+    job: int
+    until: Literal["launched", "running", "finished"]
+    reason: str
+
+
+class JobState(BaseModel):
+    """One request of a queue and the Job that runs it."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
+    id: str = Field(description="Stable id within the queue; the Job's JOB_ID env")
+    index: int
+    request_id: str | None = None
+    streaming: bool = False
+    needs: list[Need] = Field(default=[])
+    waiting: str | None = Field(default=None, description="Why a pending job has not launched yet")
+    attempt: int = 0
+    created: bool = Field(default=False, description="The launcher confirmed the Job exists")
+    target: str
+    type: str
+    params: dict[str, Any] = Field(default={})
+    job_name: str
+    loader_type: str
+    kafka_topic: str | None = None
+    status: JobStatus = JobStatus.PENDING
+    records_written: int = 0
+    last_loaded_timestamp: str | None = None
+    error_message: str | None = None
+    launched_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class QueueState(BaseModel):
+    """The document kept per queue in `queue_state` (the seed's fields plus the jobs)."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
+    id: str
+    symbol: str
+    type: str
+    status: QueueStatus
+    loader_type: str
+    time_range: str
+    start_time: str | None = None
+    end_time: str | None = None
+    last_loaded_timestamp: str | None = None
+    records_written: int = 0
+    error_message: str | None = None
+    kafka_topic: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    stop_reason: str | None = None
+    mode: str = "dag"
+    on_failure: str = "stop"
+    priority: int = 5
+    deadline_at: str | None = None
+    stop_requested_at: str | None = None
+    seq: int = Field(default=0, description="Counts the queue's changes; the id of its live-update events")
+    history: list[dict[str, Any]] = Field(
+        default=[], description="The latest change events, for clients that reconnect")
+    cleanup: list[str] = Field(default=[], description="Job names to delete (failure stop)")
+    unattributed_records: int = Field(
+        default=0, description="records_written from queue-level telemetry that names no job"
+    )
+    jobs: list[JobState] = Field(default=[])
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    outbox: list[dict[str, Any]] = Field(
+        default=[], description="Events written with the state, not yet published"
+    )
+
+
+class Envelope(BaseModel):
+    """Every response: the seed's {status, message, data}."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
+
+    status: str = Field(examples=["success"])
+    message: str
+    data: Any = None
+    errors: list[dict[str, Any]] | None = None

@@ -1,0 +1,205 @@
+"""What the functions do, independent of how the request arrived."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.adapters import metrics
+from shared.adapters.bus import EVENTS
+from shared.adapters.state import AlreadyExists, load, mutate
+from shared.core import constants, lifecycle, lineage, scheduling
+from shared.core.clock import now
+from shared.core.cluster import JobObserved
+from shared.core.errors import BackendUnavailable, Conflict
+from shared.core.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
+from shared.services import admission, launching, outbox, reports, stopping
+from shared.services.context import Context
+
+# Queue ids derived from idempotency keys live in their own UUID namespace.
+_KEY_NAMESPACE = uuid.UUID("5f0d8a52-2f43-4e39-9f0c-7a4c1b7f3e11")
+
+
+def queue_id_for(idempotency_key: str | None) -> str:
+    if idempotency_key:
+        return str(uuid.uuid5(_KEY_NAMESPACE, idempotency_key))
+    return str(uuid.uuid4())
+
+
+def _hash(command: QueueStart) -> str:
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Started:
+    state: QueueState
+    created: bool
+    launched: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueueService(Context):
+    """The use cases behind one facade, for the functions and the sweep: each method hands the
+    ports (this object is the `Context`) to the module that does the work."""
+
+    # -- start -------------------------------------------------------------
+
+    def start(self, command: QueueStart, *, idempotency_key: str | None = None) -> Started:
+        """Record the queue, launch what can start now, publish `queue.started`.
+
+        A repeat with the same idempotency key returns the same queue and
+        launches only what an interrupted first attempt left unlaunched.
+
+        :raises InvalidInput: the requests do not form a pipeline (cycle, dangling input).
+        :raises Conflict: the key was used before with a different payload.
+        :raises BackendUnavailable:
+        """
+        queue_id = queue_id_for(idempotency_key)
+        stamp = now()
+        needs = lineage.plan(command, exists=self.dataset_exists)
+        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs)
+        state.idempotency_key = idempotency_key
+        state.request_hash = _hash(command)
+        outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STARTED, id_=f"{queue_id}/started",
+                   source=self.source, now=stamp,
+                   data={"queue_id": queue_id, "symbol": state.symbol, "time_range": state.time_range,
+                         "jobs": [{"id": j.id, "target": j.target, "type": j.type} for j in state.jobs]})
+        admission.check_overlap(self.store, command, queue_id)
+        created = True
+        try:
+            self.store.create(queue_id, state.model_dump_json(exclude_none=True))
+        except AlreadyExists:
+            created = False
+            state, _ = load(self.store, queue_id)
+            if state.request_hash != _hash(command):
+                raise Conflict(
+                    f"idempotency key {idempotency_key!r} was used for a different queue payload"
+                ) from None
+        metrics.STARTS.labels("created" if created else "replayed").inc()
+        try:
+            state, launched = self.advance(queue_id, retry_unconfirmed=not created)
+        except BackendUnavailable as e:
+            # The queue is recorded: retrying with the same key launches what is missing.
+            e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
+            raise
+        refused = [j for j in state.jobs if (j.error_message or "").startswith(launching.REFUSED)]
+        if refused and state.status == QueueStatus.ERROR:
+            # Recorded, failed and cleaned up by the failure policy; the caller must know.
+            raise Conflict(f"queue {queue_id} failed to launch: " + "; ".join(
+                f"{j.job_name}: {j.error_message}" for j in refused), details=[{"queue_id": queue_id}])
+        return Started(state=state, created=created, launched=launched)
+
+    def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
+        return launching.advance(self, queue_id, retry_unconfirmed=retry_unconfirmed)
+
+    def dataset_exists(self, name: str) -> bool:
+        """Whether a collection a request reads already exists outside the queue."""
+        checker = getattr(self.store, "collection_exists", None)
+        return bool(checker and checker(name))
+
+    def retry(self, queue_id: str) -> QueueState:
+        """Re-run only what failed or was skipped.
+
+        :raises NotFound:
+        :raises Conflict: the queue has not failed.
+        """
+        stamp = now()
+        state, changed = mutate(self.store, queue_id, outbox.tracked(
+            lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
+        if not changed:
+            raise Conflict(f"queue {queue_id} is {state.status.value}; only a failed queue can be retried")
+        state, _ = self.advance(queue_id)
+        return state
+
+    def plan(self, command: QueueStart) -> dict[str, Any]:
+        """What a start would do, launching nothing: the DAG, the manifests, the first wave."""
+        stamp = now()
+        needs = lineage.plan(command, exists=self.dataset_exists)
+        state = lifecycle.new_queue(queue_id="00000000-0000-0000-0000-000000000000", command=command,
+                                    now=stamp, needs=needs)
+        first: list[str] = []
+        scheduling.admit(state, stamp, first)
+        return {
+            "mode": command.mode,
+            "on_failure": command.on_failure,
+            "jobs": [
+                {"index": j.index, "id": j.id, "target": j.target, "type": j.type, "streaming": j.streaming,
+                 "needs": [n.model_dump() for n in j.needs],
+                 "starts": "at start" if j.id in first else j.waiting,
+                 "manifest": self.render(state, j)}
+                for j in state.jobs
+            ],
+        }
+
+    def render(self, state: QueueState, job: Any) -> dict[str, Any]:
+        return launching.render(self, state, job)
+
+    # -- stop and cluster truth: shared/services/stopping.py -----------------------
+
+    def stop(self, queue_id: str, *, reason: str | None = None) -> tuple[QueueState, bool]:
+        return stopping.stop(self, queue_id, reason=reason)
+
+    def finish_stop(self, queue_id: str) -> QueueState:
+        return stopping.finish_stop(self, queue_id)
+
+    def cluster_event(self, observed: JobObserved) -> str:
+        return stopping.cluster_event(self, observed)
+
+    # -- telemetry ---------------------------------------------------------
+
+    def telemetry(self, telemetry: Telemetry) -> str:
+        """Merge a Job's report; the outcome names what happened.
+
+        :raises InvalidInput: unknown status word.
+        :raises BackendUnavailable:
+        """
+        outcome = reports.merge(self, [telemetry])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def telemetry_batch(self, batch: list[Telemetry]) -> list[reports.Outcome]:
+        """Merge reports that arrived together: one write per queue (see shared/services/reports.py)."""
+        return reports.merge(self, batch)
+
+    # -- queries -----------------------------------------------------------
+
+    def get(self, queue_id: str) -> QueueState:
+        state, _ = load(self.store, queue_id)
+        return state
+
+    def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int
+             ) -> tuple[list[QueueState], int]:
+        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset)
+        return [QueueState.model_validate_json(d) for d in docs], total
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for state in admission.active_queues(self.store):
+            for job in state.jobs:
+                if job.status in (JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING):
+                    key = (job.target, job.status.value)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def readiness(self, *, launcher: bool) -> dict[str, str]:
+        """Each configured backend: "ok" or why it is not."""
+        checks: dict[str, Any] = {f"state ({self.store.backend})": self.store.ping,
+                                  f"events ({self.bus.kind})": self.bus.ping}
+        if launcher:
+            checks[f"launcher ({self.settings.jobs.launcher})"] = lambda: self.launcher.ping()
+        report = {}
+        for name, check in checks.items():
+            try:
+                check()
+                report[name] = "ok"
+            except BackendUnavailable as e:
+                report[name] = e.message
+            except Exception as e:  # readiness reports, it never raises
+                report[name] = f"{type(e).__name__}: {e}"
+        return report
+
