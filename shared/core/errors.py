@@ -53,6 +53,17 @@ class Conflict(ClientError):
     status_code = 409
 
 
+class LaunchRefused(Conflict):
+    """The cluster refused a queue's Jobs for good (a name taken, a Job the API server rejects):
+    the queue is recorded and failed. `refused`: job name -> why."""
+
+    def __init__(self, queue_id: str, refused: dict[str, str]) -> None:
+        super().__init__(f"queue {queue_id} failed to launch: "
+                         + "; ".join(f"{name}: launch refused: {why}" for name, why in refused.items()),
+                         details=[{"queue_id": queue_id}])
+        self.queue_id, self.refused = queue_id, refused
+
+
 class BackendUnavailable(QueueManagerError):
     """A backend (state store, Kafka, Kubernetes) cannot be reached: retry later."""
 

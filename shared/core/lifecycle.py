@@ -24,6 +24,11 @@ from shared.core.models import JobState, JobStatus, Need, QueueStart, QueueState
 
 TERMINAL_JOB = frozenset({JobStatus.FINISHED, JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
 TERMINAL_QUEUE = frozenset({QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR})
+
+
+def closing(status: QueueStatus) -> bool:
+    """Ended, or stopping: nothing new starts in the queue."""
+    return status in TERMINAL_QUEUE or status == QueueStatus.STOPPING
 _RANK = {JobStatus.PENDING: 0, JobStatus.LAUNCHED: 1, JobStatus.RUNNING: 2}
 
 # What Jobs say in telemetry `status`, mapped to job statuses.
@@ -56,7 +61,7 @@ def loader_type(target: str, type_: str) -> str:
 
 
 def new_queue(*, queue_id: str, command: QueueStart, now: str,
-              needs: list[list[lineage.Need]] | None = None) -> QueueState:
+              needs: list[list[Need]] | None = None) -> QueueState:
     start, end = command.time_range.split(":")
     jobs = []
     for index, request in enumerate(command.requests):
@@ -68,8 +73,7 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
                 index=index,
                 request_id=request.id,
                 streaming=lineage.is_streaming(request.type),
-                needs=[Need(job=n.job, until=n.until, reason=n.reason) for n in needs[index]]
-                if needs else [],
+                needs=list(needs[index]) if needs else [],
                 target=request.target,
                 type=request.type,
                 params=request.params,
@@ -185,9 +189,17 @@ def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
     return settle(state, changed, now, finished_at=telemetry.finished_at)
 
 
+def fail_job(state: QueueState, job_id: str, message: str, now: str) -> bool:
+    """The manager's own finding that a job failed (its launch refused, its Job deleted by
+    someone else): the job ends in error with `message`, and the failure policy runs."""
+    job = find_job(state, job_id)
+    changed = job is not None and _advance(job, JobStatus.ERROR, now, message)
+    return settle(state, changed, now)
+
+
 def request_stop(state: QueueState, reason: str | None, now: str) -> bool:
     """`stopping`: the Jobs are told to stop; `stopped` comes when none is left."""
-    if state.status in TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+    if closing(state.status):
         return False
     state.status = QueueStatus.STOPPING
     state.stop_reason = reason or "stopped by user"
@@ -227,7 +239,7 @@ def dependents(state: QueueState, index: int) -> set[int]:
 def _cascade_failures(state: QueueState, now: str) -> bool:
     """A failed job skips what waits for it; under `on_failure: stop`, everything else stops too."""
     failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
-    if not failed or state.status in TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+    if not failed or closing(state.status):
         return False
     changed = False
     for job in failed:
@@ -281,7 +293,7 @@ def _derive(state: QueueState, now: str, finished_at: str) -> bool:
         state.records_written = records
     if newest != state.last_loaded_timestamp:
         state.last_loaded_timestamp = newest
-    if state.status not in TERMINAL_QUEUE and state.status != QueueStatus.STOPPING:
+    if not closing(state.status):
         statuses = [j.status for j in state.jobs]
         failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
         settled = all(s in TERMINAL_JOB for s in statuses)

@@ -23,12 +23,11 @@ Queue modes: `dag` (the above, plus any explicit `depends_on`), `sequential`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 from shared.core import naming
 from shared.core.errors import InvalidInput
-from shared.core.models import JobRequest, QueueStart
+from shared.core.models import JobRequest, Need, QueueStart
 
 INPUT_PARAMS = ("collection_inputs", "graph_collection", "source", "collection", "input_collection")
 OUTPUT_PARAMS = ("collection_output", "model_output", "output_collection")
@@ -40,14 +39,6 @@ RUNNING: Until = "running"
 FINISHED: Until = "finished"
 
 
-@dataclass(frozen=True)
-class Need:
-    job: int
-    """Index of the request waited for."""
-    until: Until
-    """launched (co-scheduled), running or finished."""
-    reason: str
-    """The dataset, or `depends_on`, or the mode: shown when a job waits."""
 
 
 def is_streaming(type_: str) -> bool:
@@ -96,7 +87,7 @@ def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) ->
     if mode == "sequential":
         for i in range(1, len(requests)):
             until = RUNNING if is_streaming(requests[i].type) else FINISHED
-            needs[i].append(Need(i - 1, until, "sequential mode"))
+            needs[i].append(Need(job=i - 1, until=until, reason="sequential mode"))
         return needs
     writers: dict[str, int] = {}
     for i, r in enumerate(requests):
@@ -121,7 +112,7 @@ def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) ->
                 until = RUNNING
             else:
                 until = FINISHED
-            needs[i].append(Need(writer, until, f"{kind} {dataset}"))
+            needs[i].append(Need(job=writer, until=until, reason=f"{kind} {dataset}"))
         for ref in r.depends_on or []:
             target = _resolve(requests, ref)
             if target is None or target == i:
@@ -129,7 +120,7 @@ def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) ->
                                  "msg": f"request {i}: depends_on {ref!r} names no other request"})
                 continue
             until = RUNNING if is_streaming(r.type) else FINISHED
-            needs[i].append(Need(target, until, "depends_on"))
+            needs[i].append(Need(job=target, until=until, reason="depends_on"))
     if problems:
         raise InvalidInput("the queue's requests do not form a pipeline", details=problems)
     cycle = _cycle(needs)

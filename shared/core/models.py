@@ -50,6 +50,14 @@ class QueueStatus(StrEnum):
     ERROR = "error"
 
 
+class WaitReason(StrEnum):
+    """What a pending job waits for."""
+
+    INPUTS = "inputs"  # jobs it needs have not reached the status it needs
+    PARTNER = "partner"  # its co-scheduled jobs cannot launch with it yet
+    SLOT = "slot"  # a concurrency slot (JOB_LIMITS), or queues of higher priority waiting first
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     LAUNCHED = "launched"
@@ -238,13 +246,15 @@ class Telemetry(BaseModel):
 
 
 class Need(BaseModel):
-    """What a job waits for: another job of the queue reaching a status."""
+    """What a job waits for: another job of the queue reaching a status (the one type for it:
+    lineage plans with it, the queue document stores it)."""
 
     model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
 
-    job: int
-    until: Literal["launched", "running", "finished"]
-    reason: str
+    job: int = Field(description="Index of the request waited for")
+    until: Literal["launched", "running", "finished"] = Field(
+        description="launched (co-scheduled), running or finished")
+    reason: str = Field(description="The dataset, or depends_on, or the mode: shown when a job waits")
 
 
 class JobState(BaseModel):
@@ -258,6 +268,9 @@ class JobState(BaseModel):
     streaming: bool = False
     needs: list[Need] = Field(default=[])
     waiting: str | None = Field(default=None, description="Why a pending job has not launched yet")
+    wait: WaitReason | None = Field(default=None, description="What a pending job waits for")
+    launch_refused: str | None = Field(
+        default=None, description="Why the cluster refused this job's Job: its launch failed for good")
     attempt: int = 0
     created: bool = Field(default=False, description="The launcher confirmed the Job exists")
     target: str

@@ -12,7 +12,7 @@ job adopts the existing Job instead of creating a second.
 from __future__ import annotations
 
 from shared.core import lifecycle
-from shared.core.models import JobState, JobStatus, Need, QueueState, QueueStatus
+from shared.core.models import JobState, JobStatus, Need, QueueState, QueueStatus, WaitReason
 
 _REACHED = {
     "launched": (JobStatus.LAUNCHED, JobStatus.RUNNING, JobStatus.FINISHED),
@@ -28,7 +28,7 @@ def _met(need: Need, state: QueueState, admitting: set[int]) -> bool:
     return other.status in _REACHED[need.until]
 
 
-def _why(job: JobState, state: QueueState) -> str:
+def _why(job: JobState, state: QueueState) -> tuple[WaitReason, str]:
     waits = []
     for need in job.needs:
         other = state.jobs[need.job]
@@ -36,8 +36,8 @@ def _why(job: JobState, state: QueueState) -> str:
             verb = {"launched": "to launch", "running": "to run", "finished": "to finish"}[need.until]
             waits.append(f"{other.target}/{other.type} {verb} ({need.reason})")
     if not waits:
-        return "waiting to launch together with its co-scheduled jobs"
-    return "waiting for inputs: " + "; ".join(waits)
+        return WaitReason.PARTNER, "waiting to launch together with its co-scheduled jobs"
+    return WaitReason.INPUTS, "waiting for inputs: " + "; ".join(waits)
 
 
 def _fixpoint(state: QueueState, allowed: set[str] | None) -> set[int]:
@@ -56,7 +56,7 @@ def _fixpoint(state: QueueState, allowed: set[str] | None) -> set[int]:
 
 def ready(state: QueueState) -> list[JobState]:
     """Pending jobs whose inputs allow them to launch now, slots aside."""
-    if state.status in lifecycle.TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+    if lifecycle.closing(state.status):
         return []
     indexes = _fixpoint(state, None)
     return [j for j in state.jobs if j.index in indexes]
@@ -70,7 +70,7 @@ def admit(state: QueueState, now: str, claimed: list[str], *, allowed: set[str] 
     `blocked` says why). Appends the claimed job ids to `claimed`; returns
     whether the state changed.
     """
-    if state.status in lifecycle.TERMINAL_QUEUE or state.status == QueueStatus.STOPPING:
+    if lifecycle.closing(state.status):
         return False
     admitting = _fixpoint(state, allowed)
     blocked = blocked or {}
@@ -79,13 +79,13 @@ def admit(state: QueueState, now: str, claimed: list[str], *, allowed: set[str] 
         if job.index in admitting:
             job.status = JobStatus.LAUNCHED
             job.launched_at = now
-            job.waiting = None
+            job.waiting = job.wait = None
             claimed.append(job.id)
             changed = True
         elif job.status == JobStatus.PENDING:
-            why = blocked.get(job.id) or _why(job, state)
-            if job.waiting != why:
-                job.waiting = why
+            wait, why = (WaitReason.SLOT, blocked[job.id]) if job.id in blocked else _why(job, state)
+            if job.waiting != why or job.wait != wait:
+                job.waiting, job.wait = why, wait
                 changed = True
     return lifecycle.settle(state, changed, now)
 
@@ -118,7 +118,7 @@ def retry(state: QueueState, now: str) -> bool:
             job.created = False
             job.records_written = 0
             job.last_loaded_timestamp = None
-            job.error_message = job.waiting = None
+            job.error_message = job.waiting = job.wait = job.launch_refused = None
             job.launched_at = job.started_at = job.finished_at = None
     state.status = QueueStatus.LOADING
     state.error_message = None

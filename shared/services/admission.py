@@ -16,7 +16,15 @@ from shared.adapters import metrics
 from shared.adapters.state import StateStore
 from shared.core import lifecycle, lineage, scheduling
 from shared.core.errors import Conflict
-from shared.core.models import JobState, JobStatus, QueueStart, QueueState, QueueStatus, parse_time_range
+from shared.core.models import (
+    JobState,
+    JobStatus,
+    QueueStart,
+    QueueState,
+    QueueStatus,
+    WaitReason,
+    parse_time_range,
+)
 from shared.services.leases import GLOBAL, Slots
 
 if TYPE_CHECKING:
@@ -51,7 +59,11 @@ def _competes(slots: Slots, a: str, b: str) -> bool:
 
 
 def _waits_for_slot(job: JobState) -> bool:
-    return job.status == JobStatus.PENDING and (job.waiting or "").startswith(SLOT_WAIT)
+    if job.status != JobStatus.PENDING:
+        return False
+    if job.wait is None:  # a document written before `wait` existed: its text says it
+        return (job.waiting or "").startswith(SLOT_WAIT)
+    return job.wait == WaitReason.SLOT
 
 
 def waiting_for_slots(store: StateStore) -> list[QueueState]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core import cluster, lifecycle
-from shared.core.models import QueueStatus
 from shared.services.service import QueueService
 
 
@@ -17,7 +16,7 @@ def check(service: QueueService, queue_id: str, *, repair: bool = False) -> dict
     """:raises NotFound: :raises BackendUnavailable:"""
     state = service.get(queue_id)
     objects = {o["metadata"]["name"]: o for o in service.launcher.observe(queue_id)}
-    settled = state.status in lifecycle.TERMINAL_QUEUE or state.status == QueueStatus.STOPPING
+    settled = lifecycle.closing(state.status)
     differences: list[dict[str, Any]] = []
     fixes: list[cluster.JobObserved] = []
     for job in state.jobs:

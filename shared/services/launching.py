@@ -11,7 +11,7 @@ from shared.adapters.state import load, mutate
 from shared.core import clock, jobs, lifecycle, scheduling
 from shared.core.clock import now
 from shared.core.errors import ClientError
-from shared.core.models import JobStatus, QueueState, Telemetry
+from shared.core.models import JobStatus, QueueState
 from shared.services import admission, outbox
 from shared.services.context import Context
 
@@ -72,9 +72,8 @@ def advance(ctx: Context, queue_id: str, *, retry_unconfirmed: bool = False) -> 
             changed = scheduling.mark_created(s, made)
             for job in s.jobs:
                 if job.job_name in refused:
-                    probe = Telemetry(queue_id=s.id, job_id=job.id, status="error",
-                                      error_message=f"{REFUSED}{refused[job.job_name]}")
-                    changed = lifecycle.apply_telemetry(s, probe, stamp) or changed
+                    changed = lifecycle.fail_job(s, job.id, f"{REFUSED}{refused[job.job_name]}", stamp) or changed
+                    job.launch_refused = refused[job.job_name]
             return changed
 
         state, _ = mutate(ctx.store, queue_id, outbox.tracked(record, source=ctx.source, now=stamp))

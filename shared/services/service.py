@@ -14,7 +14,7 @@ from shared.adapters.state import AlreadyExists, load, mutate
 from shared.core import constants, lifecycle, lineage, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
-from shared.core.errors import BackendUnavailable, Conflict
+from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused
 from shared.core.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.services import admission, launching, outbox, reports, stopping
 from shared.services.context import Context
@@ -86,11 +86,10 @@ class QueueService(Context):
             # The queue is recorded: retrying with the same key launches what is missing.
             e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
             raise
-        refused = [j for j in state.jobs if (j.error_message or "").startswith(launching.REFUSED)]
+        refused = {j.job_name: j.launch_refused for j in state.jobs if j.launch_refused}
         if refused and state.status == QueueStatus.ERROR:
             # Recorded, failed and cleaned up by the failure policy; the caller must know.
-            raise Conflict(f"queue {queue_id} failed to launch: " + "; ".join(
-                f"{j.job_name}: {j.error_message}" for j in refused), details=[{"queue_id": queue_id}])
+            raise LaunchRefused(queue_id, refused)
         return Started(state=state, created=created, launched=launched)
 
     def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:

@@ -110,9 +110,8 @@ def cluster_event(ctx: Context, observed: JobObserved) -> str:
             return False
         if state.status == QueueStatus.STOPPING:
             return False  # the stop's own deletions coming back
-        probe = Telemetry(queue_id=state.id, job_id=job.id, status="error",
-                          error_message="the Job was deleted outside the queue manager before it finished")
-        return lifecycle.apply_telemetry(state, probe, stamp)
+        return lifecycle.fail_job(state, job.id, "the Job was deleted outside the queue manager before it finished",
+                                  stamp)
 
     try:
         state, changed = mutate(ctx.store, observed.queue_id,

@@ -48,6 +48,7 @@ def test_limit_one_runs_queues_one_after_another_by_priority(client, limit_one):
         job = _job(client, waiting)
         assert job["status"] == "pending"
         assert job["waiting"].startswith("waiting for slot: loader-producer")
+        assert job["wait"] == "slot"  # what it waits for, as a value (the text is for people)
     assert "1/1 in use" in _job(client, high)["waiting"]
     _finish(client, low)
     assert _job(client, high)["status"] == "launched", "the higher priority goes first"

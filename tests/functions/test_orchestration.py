@@ -221,3 +221,33 @@ def test_an_instance_remembering_an_old_state_still_sees_a_retry_by_another(clie
     assert new_id != q.jobs[2].id
     assert a.telemetry(telemetry_model(q.id, new_id, "finished")) == "applied"
     assert b.get(q.id).jobs[2].status.value == "finished"
+
+
+class RefusingLauncher(CountingLauncher):
+    """A cluster that refuses every Job for good, as the API server does a name another queue
+    holds: a ClientError naming each job."""
+
+    def launch(self, manifests):
+        from shared.core.errors import ClientError
+
+        raise ClientError("refused", details=[{"job": m["metadata"]["name"], "error": "name taken"}
+                                              for m in manifests])
+
+
+def test_a_refused_launch_is_a_launch_refused_error_naming_each_job(client, historical):
+    import pytest
+
+    from shared.core.errors import LaunchRefused
+    from shared.core.models import QueueStart
+
+    rt = runtime.get()
+    service = QueueService(rt.settings, rt.store, rt.bus, RefusingLauncher())
+    with pytest.raises(LaunchRefused) as caught:
+        service.start(QueueStart.parse(historical), idempotency_key="refused-once")
+    state = service.get(caught.value.queue_id)
+    refused = [j for j in state.jobs if j.launch_refused]
+    assert caught.value.refused == {j.job_name: "name taken" for j in refused}
+    assert len(refused) == 4  # the loaders and their connectors, launched together
+    assert state.status.value == "error"
+    with pytest.raises(LaunchRefused):  # the same start again: the same answer, from the stored state
+        service.start(QueueStart.parse(historical), idempotency_key="refused-once")

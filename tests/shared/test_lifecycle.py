@@ -81,3 +81,20 @@ def test_every_model_has_its_docstring_for_the_openapi_document():
     described = [n for n in ("QueueState", "JobState", "Need", "Envelope") if schemas.get(n, {}).get("description")]
     assert described == [n for n in ("QueueState", "JobState", "Need", "Envelope") if n in schemas]
     assert described, sorted(schemas)
+
+
+def test_the_manager_fails_a_job_without_a_made_up_report(historical):
+    """fail_job: the job ends in error with the message, and the failure policy runs (its
+    dependents are skipped), the same as a Job's own error report but without faking one."""
+    state = lifecycle.new_queue(queue_id="00000000-0000-0000-0000-0000000000aa",
+                                command=QueueStart.parse(historical), now="2024-01-01T00:00:00Z")
+    assert lifecycle.fail_job(state, state.jobs[0].id, "launch refused: name taken", "2024-01-01T00:00:01Z")
+    assert state.jobs[0].status == JobStatus.ERROR and state.jobs[0].error_message == "launch refused: name taken"
+    assert state.status == QueueStatus.ERROR  # on_failure stop: the queue goes down
+    assert not lifecycle.fail_job(state, state.jobs[0].id, "again", "2024-01-01T00:00:02Z")  # once
+    assert not lifecycle.fail_job(state, "no-such-job", "x", "2024-01-01T00:00:02Z")
+
+
+def test_closing_is_ended_or_stopping():
+    assert {s for s in QueueStatus if lifecycle.closing(s)} == lifecycle.TERMINAL_QUEUE | {QueueStatus.STOPPING}
+    assert not lifecycle.closing(QueueStatus.LOADING) and not lifecycle.closing(QueueStatus.PENDING)
