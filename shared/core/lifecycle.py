@@ -18,6 +18,8 @@ counted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shared.core import clock, lineage, naming
 from shared.core.errors import InvalidInput
 from shared.core.models import JobState, JobStatus, Need, QueueStart, QueueState, QueueStatus, Telemetry
@@ -153,11 +155,34 @@ def check_telemetry(telemetry: Telemetry) -> JobStatus | None:
     return status
 
 
-def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> bool:
-    """Merge one telemetry message; False when it told us nothing new.
+@dataclass(frozen=True)
+class Effect:
+    """What one report changed in a queue. False when it told us nothing new."""
+
+    applied: bool
+    moved: tuple[str, ...] = ()
+    """Jobs whose status changed (the failure policy's skips and stops included)."""
+    ended: tuple[str, ...] = ()
+    """Of those, the ones that ended."""
+
+    def __bool__(self) -> bool:
+        return self.applied
+
+
+def apply_telemetry(state: QueueState, telemetry: Telemetry, now: str) -> Effect:
+    """Merge one telemetry message, and say what it changed.
 
     :raises InvalidInput: unknown status word.
     """
+    before = [j.status for j in state.jobs]
+    applied = _apply(state, telemetry, now)
+    if not applied:
+        return Effect(False)
+    moved = tuple(j.id for j, was in zip(state.jobs, before, strict=True) if j.status != was)
+    return Effect(True, moved, tuple(j.id for j in state.jobs if j.id in moved and j.status in TERMINAL_JOB))
+
+
+def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
     status = check_telemetry(telemetry)
     if telemetry.job_id is not None:
         job = find_job(state, telemetry.job_id)

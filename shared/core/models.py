@@ -50,6 +50,16 @@ class QueueStatus(StrEnum):
     ERROR = "error"
 
 
+class Outcome(StrEnum):
+    """What became of one report (a Job's telemetry, or the cluster's word on a Job)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # nothing new: a repeat, or out of date
+    UNKNOWN_QUEUE = "unknown_queue"
+    UNKNOWN_JOB = "unknown_job"
+    NO_NEWS = "no_news"  # a cluster event that says nothing about the job's state
+
+
 class WaitReason(StrEnum):
     """What a pending job waits for."""
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import anyio.to_thread
 
 from shared.core.models import Telemetry
-from shared.services.reports import Outcome
+from shared.services.reports import Result
 
-Merge = Callable[[list[Telemetry]], list[Outcome]]
+Merge = Callable[[list[Telemetry]], list[Result]]
 Group = list[tuple[Telemetry, "asyncio.Future[str]"]]
 
 
@@ -68,14 +68,14 @@ class Intake:
             raise
         self._settle(group, outcomes)
 
-    def _run(self, group: Group) -> list[Outcome | Exception]:
+    def _run(self, group: Group) -> list[Result | Exception]:
         try:
             return list(self._merge([report for report, _ in group]))
         except Exception as e:  # a bug: every waiter fails as a lone request would (500, logged)
             return [e] * len(group)
 
     @staticmethod
-    def _settle(group: Group, outcomes: list[Outcome | Exception]) -> None:
+    def _settle(group: Group, outcomes: list[Result | Exception]) -> None:
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():  # the client went away meanwhile
                 continue

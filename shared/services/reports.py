@@ -17,15 +17,15 @@ from shared.adapters.state.base import GroupConflict
 from shared.core import lifecycle
 from shared.core.clock import now
 from shared.core.errors import BackendUnavailable, InvalidInput, NotFound, QueueManagerError
-from shared.core.models import QueueState, Telemetry
+from shared.core.models import Outcome, QueueState, Telemetry
 from shared.services import admission, launching, outbox
 
 if TYPE_CHECKING:
     from shared.services.context import Context
 
 GROUP_ATTEMPTS = 5
-Outcome = str | QueueManagerError
-"""`applied`, `duplicate`, `unknown_queue`, `unknown_job`; or the error to answer with."""
+Result = Outcome | QueueManagerError
+"""What became of a report, or the error to answer it with."""
 
 
 class _Merge:
@@ -35,7 +35,7 @@ class _Merge:
         self.reports = reports
         self.stamp = stamp
         self.source = source
-        self.outcomes: list[str] = []
+        self.outcomes: list[Outcome] = []
         self.moved = False
         self.ended: list[str] = []
 
@@ -45,26 +45,24 @@ class _Merge:
         changed = False
         for report in self.reports:
             if report.job_id is not None and lifecycle.find_job(state, report.job_id) is None:
-                self.outcomes.append("unknown_job")
+                self.outcomes.append(Outcome.UNKNOWN_JOB)
                 continue
             snapshot = outbox.snapshot(state)
-            before = list(snapshot[1].values())
-            applied = lifecycle.apply_telemetry(state, report, self.stamp)
-            self.outcomes.append("applied" if applied else "duplicate")
-            if not applied:
+            effect = lifecycle.apply_telemetry(state, report, self.stamp)
+            self.outcomes.append(Outcome.APPLIED if effect else Outcome.DUPLICATE)
+            if not effect:
                 continue
             changed = True
             # Each report's own events, as if it had come alone: no transition is skipped.
             outbox.record_changes(state, snapshot, source=self.source, now=self.stamp)
-            if before != [j.status for j in state.jobs]:
+            if effect.moved:
                 self.moved = True
-                self.ended += [j.id for j, was in zip(state.jobs, before, strict=True)
-                               if j.status != was and j.status in lifecycle.TERMINAL_JOB]
+                self.ended += effect.ended
         return changed
 
 
 def _merge_group(ctx: Context, reports: Sequence[Telemetry], by_queue: dict[str, list[int]],
-                 stamp: str, outcomes: list[Outcome | None]) -> dict[str, tuple[QueueState, bool, _Merge]]:
+                 stamp: str, outcomes: list[Result | None]) -> dict[str, tuple[QueueState, bool, _Merge]]:
     """Every queue's reports in one batch of the store; fills ``outcomes``."""
     merged: dict[str, tuple[QueueState, bool, _Merge]] = {}
     with ctx.store.batch():
@@ -74,16 +72,16 @@ def _merge_group(ctx: Context, reports: Sequence[Telemetry], by_queue: dict[str,
                 state, changed = mutate(ctx.store, queue_id, change, monotonic=True)
                 merged[queue_id] = (state, changed, change)
             except NotFound:
-                change.outcomes = ["unknown_queue"] * len(indexes)
+                change.outcomes = [Outcome.UNKNOWN_QUEUE] * len(indexes)
             for i, outcome in zip(indexes, change.outcomes, strict=True):
                 outcomes[i] = outcome
     return merged
 
 
-def merge(ctx: Context, reports: Sequence[Telemetry]) -> list[Outcome]:
+def merge(ctx: Context, reports: Sequence[Telemetry]) -> list[Result]:
     """Merge `reports`; one outcome per report, in order. Never raises for one report's sake."""
     stamp = now()
-    outcomes: list[Outcome | None] = [None] * len(reports)
+    outcomes: list[Result | None] = [None] * len(reports)
     by_queue: dict[str, list[int]] = {}
     for i, report in enumerate(reports):
         try:
@@ -116,7 +114,7 @@ def merge(ctx: Context, reports: Sequence[Telemetry]) -> list[Outcome]:
         except QueueManagerError as e:
             for i in by_queue[queue_id]:
                 outcomes[i] = e
-    done: list[Outcome] = []
+    done: list[Result] = []
     for result in outcomes:
         if result is None:
             raise RuntimeError("a report was left without an outcome")
@@ -132,6 +130,6 @@ def _follow_up(ctx: Context, state: QueueState, changed: bool, change: _Merge) -
         # Only a status change can make another job ready; counts alone cannot.
         state, _ = launching.advance(ctx, state.id)
     if changed:
-        reporters = {r.job_id for r, o in zip(change.reports, change.outcomes, strict=True) if o == "applied"}
+        reporters = {r.job_id for r, o in zip(change.reports, change.outcomes, strict=True) if o == Outcome.APPLIED}
         for queue_id in admission.after_report(ctx, state, sorted(r for r in reporters if r), change.ended):
             launching.advance(ctx, queue_id)

@@ -15,7 +15,7 @@ from shared.core import constants, lifecycle, lineage, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
 from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused
-from shared.core.models import JobStatus, QueueStart, QueueState, QueueStatus, Telemetry
+from shared.core.models import JobStatus, Outcome, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.services import admission, launching, outbox, reports, stopping
 from shared.services.context import Context
 
@@ -145,12 +145,12 @@ class QueueService(Context):
     def finish_stop(self, queue_id: str) -> QueueState:
         return stopping.finish_stop(self, queue_id)
 
-    def cluster_event(self, observed: JobObserved) -> str:
+    def cluster_event(self, observed: JobObserved) -> Outcome:
         return stopping.cluster_event(self, observed)
 
     # -- telemetry ---------------------------------------------------------
 
-    def telemetry(self, telemetry: Telemetry) -> str:
+    def telemetry(self, telemetry: Telemetry) -> Outcome:
         """Merge a Job's report; the outcome names what happened.
 
         :raises InvalidInput: unknown status word.
@@ -161,7 +161,7 @@ class QueueService(Context):
             raise outcome
         return outcome
 
-    def telemetry_batch(self, batch: list[Telemetry]) -> list[reports.Outcome]:
+    def telemetry_batch(self, batch: list[Telemetry]) -> list[reports.Result]:
         """Merge reports that arrived together: one write per queue (see shared/services/reports.py)."""
         return reports.merge(self, batch)
 

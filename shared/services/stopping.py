@@ -12,7 +12,7 @@ from shared.core import constants, lifecycle
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
 from shared.core.errors import NotFound
-from shared.core.models import QueueState, QueueStatus, Telemetry
+from shared.core.models import Outcome, QueueState, QueueStatus, Telemetry
 from shared.services import admission, launching, outbox, reports
 
 if TYPE_CHECKING:
@@ -84,19 +84,19 @@ def finish_stop(ctx: Context, queue_id: str) -> QueueState:
     return state
 
 
-def cluster_event(ctx: Context, observed: JobObserved) -> str:
+def cluster_event(ctx: Context, observed: JobObserved) -> Outcome:
     """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
     if observed.pod:
         try:
             state, _ = load(ctx.store, observed.queue_id)
         except NotFound:
-            return "unknown_queue"
+            return Outcome.UNKNOWN_QUEUE
         if state.status != QueueStatus.STOPPING:
-            return "no_news"
-        return "applied" if finish_stop(ctx, state.id).status == QueueStatus.STOPPED else "duplicate"
+            return Outcome.NO_NEWS
+        return Outcome.APPLIED if finish_stop(ctx, state.id).status == QueueStatus.STOPPED else Outcome.DUPLICATE
     if not observed.deleted:
         if observed.status is None:
-            return "no_news"
+            return Outcome.NO_NEWS
         (outcome,) = reports.merge(ctx, [Telemetry(queue_id=observed.queue_id, job_id=observed.job_name,
                                                     status=observed.status, error_message=observed.error_message)])
         if isinstance(outcome, Exception):
@@ -117,13 +117,13 @@ def cluster_event(ctx: Context, observed: JobObserved) -> str:
         state, changed = mutate(ctx.store, observed.queue_id,
                                 outbox.tracked(vanished, source=ctx.source, now=stamp))
     except NotFound:
-        return "unknown_queue"
+        return Outcome.UNKNOWN_QUEUE
     if state.status == QueueStatus.STOPPING:
         before = state.status
         state = finish_stop(ctx, state.id)  # a stop waits for exactly these deletions
-        return "applied" if state.status != before else "duplicate"
+        return Outcome.APPLIED if state.status != before else Outcome.DUPLICATE
     if changed:
         launching.advance(ctx, state.id)
         for waiting in admission.after_report(ctx, state, [], []):
             launching.advance(ctx, waiting)
-    return "applied" if changed else "duplicate"
+    return Outcome.APPLIED if changed else Outcome.DUPLICATE

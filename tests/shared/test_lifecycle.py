@@ -98,3 +98,20 @@ def test_the_manager_fails_a_job_without_a_made_up_report(historical):
 def test_closing_is_ended_or_stopping():
     assert {s for s in QueueStatus if lifecycle.closing(s)} == lifecycle.TERMINAL_QUEUE | {QueueStatus.STOPPING}
     assert not lifecycle.closing(QueueStatus.LOADING) and not lifecycle.closing(QueueStatus.PENDING)
+
+
+def test_a_report_says_what_it_changed(historical):
+    """The state machine returns the effect (applied, which jobs moved, which ended) instead of
+    leaving callers to compare statuses before and after."""
+    state = _queue(historical)
+    loader = state.jobs[0]
+    counted = lifecycle.apply_telemetry(state, _t(job_id=loader.id, status="loading", records_written=3), NOW)
+    assert counted and counted.moved == (loader.id,) and counted.ended == ()  # pending -> running
+    again = lifecycle.apply_telemetry(state, _t(job_id=loader.id, status="loading", records_written=3), NOW)
+    assert not again and again.moved == ()
+    more = lifecycle.apply_telemetry(state, _t(job_id=loader.id, status="loading", records_written=9), NOW)
+    assert more and more.moved == ()  # a count, no status change
+    failed = lifecycle.apply_telemetry(state, _t(job_id=loader.id, status="error", error_message="x"), NOW)
+    # on_failure stop: the loader ends in error, every other unfinished job is skipped
+    assert failed.ended == failed.moved and loader.id in failed.ended
+    assert set(failed.moved) == {j.id for j in state.jobs}
