@@ -19,13 +19,14 @@ from shared import runtime
 from shared.adapters import events, metrics
 from shared.api import web
 from shared.core import cluster, constants
-from shared.core.models import Telemetry
+from shared.core.models import Outcome, Telemetry
 
 MESSAGES = {
-    "applied": "Telemetry applied",
-    "duplicate": "Telemetry already applied (duplicate or out of date)",
-    "unknown_queue": "Telemetry ignored: unknown queue",
-    "unknown_job": "Telemetry ignored: unknown job in this queue",
+    Outcome.APPLIED: "Telemetry applied",
+    Outcome.DUPLICATE: "Telemetry already applied (duplicate or out of date)",
+    Outcome.UNKNOWN_QUEUE: "Telemetry ignored: unknown queue",
+    Outcome.UNKNOWN_JOB: "Telemetry ignored: unknown job in this queue",
+    Outcome.NO_NEWS: "Nothing new about the job",
 }
 
 

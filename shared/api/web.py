@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from shared.adapters import events, metrics
@@ -97,14 +98,24 @@ async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
 # A client that sends an oversized body without waiting for `100 Continue` (Python's urllib,
 # most HTTP libraries) only reads the 413 if the body it is still sending is read: closing on
-# unread data resets the connection. Up to this much is read and dropped for the 413's sake.
-DRAIN_BYTES = 64 * 1024 * 1024
+# unread data resets the connection. Up to this much (16 times the limit, at least 16 MiB, at
+# most 64 MiB) is read and dropped for the 413's sake, for at most DRAIN_SECONDS; past either,
+# the connection is reset as before.
+DRAIN_SECONDS = 10.0
+
+
+def _drain_budget(limit: int) -> int:
+    return min(64 << 20, max(16 * limit, 16 << 20))
 
 
 async def _drain(chunks: Any, budget: int) -> None:
-    async for chunk in chunks:
-        budget -= len(chunk)
-        if budget < 0:
+    with anyio.move_on_after(DRAIN_SECONDS):
+        try:
+            async for chunk in chunks:
+                budget -= len(chunk)
+                if budget < 0:
+                    return
+        except ClientDisconnect:  # it gave up sending: nobody reads the 413 either
             return
 
 
@@ -119,8 +130,8 @@ async def read_body(request: Request) -> bytes:
     waits = headers.get(b"expect", b"").lower() == b"100-continue"
     if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
         if int(declared) > limit:
-            if not waits and int(declared) <= DRAIN_BYTES:
-                await _drain(request.stream(), DRAIN_BYTES)
+            if not waits and int(declared) <= _drain_budget(limit):
+                await _drain(request.stream(), _drain_budget(limit))
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         body = await request.body()  # the server enforces the declared length
     else:
@@ -130,7 +141,7 @@ async def read_body(request: Request) -> bytes:
             size += len(chunk)
             if size > limit:
                 if not waits:
-                    await _drain(stream, DRAIN_BYTES - size)
+                    await _drain(stream, _drain_budget(limit) - size)
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
             chunks.append(chunk)
         body = b"".join(chunks)
@@ -208,6 +219,10 @@ async def serve(request: Request, *, function: str, routes: list[Route]) -> Resp
     try:
         handler, params = _match(routes, request.method, path)
         response = await handler(request, params)
+    except ClientDisconnect:
+        # the client hung up while sending: nothing to answer, and not the function's fault
+        metrics.ERRORS.labels(function, "client").inc()
+        response = envelope(400, "the client disconnected before its request was read")
     except ValidationError as e:
         metrics.ERRORS.labels(function, "client").inc()
         response = envelope(422, "invalid request", errors=validation_details(e))

@@ -211,7 +211,7 @@ def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest
             changed = True
-    return settle(state, changed, now, finished_at=telemetry.finished_at)
+    return settle(state, changed, now)
 
 
 def fail_job(state: QueueState, job_id: str, message: str, now: str) -> bool:
@@ -288,21 +288,32 @@ def _skip(job: JobState, why: str, now: str) -> bool:
     if not _advance(job, JobStatus.SKIPPED, now):
         return False
     job.error_message = why
-    job.waiting = None
+    job.waiting = job.wait = None
     return True
 
 
-def settle(state: QueueState, changed: bool, now: str, *, finished_at: str | None = None) -> bool:
-    """Cascade failures and derive the queue's fields. `finished_at`: when the report that may
-    end the queue says it ended (else `now`), as its job keeps it."""
+def settle(state: QueueState, changed: bool, now: str) -> bool:
     changed = _cascade_failures(state, now) or changed
-    changed = _derive(state, now, finished_at or now) or changed
+    changed = _derive(state, now) or changed
     if changed:
         state.updated_at = now
     return changed
 
 
-def _derive(state: QueueState, now: str, finished_at: str) -> bool:
+def _last_end(state: QueueState) -> str | None:
+    """When the queue's last job ended, as the jobs say (their reports' `finished_at` included);
+    a time that does not parse is not a time."""
+    ends = []
+    for job in state.jobs:
+        if job.finished_at:
+            try:
+                ends.append((clock.parse(job.finished_at), job.finished_at))
+            except ValueError:
+                continue
+    return max(ends)[1] if ends else None
+
+
+def _derive(state: QueueState, now: str) -> bool:
     """Recompute the queue's aggregate fields; True if any changed.
 
     Runs on every report: fields are compared first and written only when they
@@ -338,6 +349,6 @@ def _derive(state: QueueState, now: str, finished_at: str) -> bool:
         if status != state.status:
             state.status = status
         if status in TERMINAL_QUEUE and not state.finished_at:
-            state.finished_at = finished_at
+            state.finished_at = _last_end(state) or now
     after = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
     return after != before

@@ -68,15 +68,26 @@ def advance(ctx: Context, queue_id: str, *, retry_unconfirmed: bool = False) -> 
                 metrics.JOBS_LAUNCHED.labels(job.target).inc()
         made = {j.id for j in launch if j.job_name not in refused}
 
+        failed: list[str] = []
+
         def record(s: QueueState) -> bool:
+            failed.clear()  # a compare-and-set retry starts over
             changed = scheduling.mark_created(s, made)
             for job in s.jobs:
-                if job.job_name in refused:
-                    changed = lifecycle.fail_job(s, job.id, f"{REFUSED}{refused[job.job_name]}", stamp) or changed
+                if job.job_name not in refused:
+                    continue
+                if lifecycle.fail_job(s, job.id, f"{REFUSED}{refused[job.job_name]}", stamp):
+                    failed.append(job.id)
+                    changed = True
+                if job.launch_refused != refused[job.job_name]:  # also when the policy stopped it first
                     job.launch_refused = refused[job.job_name]
+                    changed = True
             return changed
 
         state, _ = mutate(ctx.store, queue_id, outbox.tracked(record, source=ctx.source, now=stamp))
+        for job in state.jobs:  # a refused launch is a result too (the error ratio counts it)
+            if job.id in failed:
+                metrics.JOB_RESULTS.labels(job.target, job.status.value).inc()
     if state.cleanup:
         # A failure stopped the queue: delete the Jobs it stopped, keep the failed one to inspect.
         names = list(state.cleanup)

@@ -86,7 +86,10 @@ class QueueService(Context):
             # The queue is recorded: retrying with the same key launches what is missing.
             e.details.append({"queue_id": queue_id, "retry": "repeat the start with the same key"})
             raise
-        refused = {j.job_name: j.launch_refused for j in state.jobs if j.launch_refused}
+        refused = {j.job_name: j.launch_refused or (j.error_message or "").removeprefix(launching.REFUSED)
+                   for j in state.jobs
+                   # a document from before `launch_refused` says it in the error text only
+                   if j.launch_refused or (j.error_message or "").startswith(launching.REFUSED)}
         if refused and state.status == QueueStatus.ERROR:
             # Recorded, failed and cleaned up by the failure policy; the caller must know.
             raise LaunchRefused(queue_id, refused)

@@ -85,7 +85,7 @@ def finish_stop(ctx: Context, queue_id: str) -> QueueState:
 
 
 def cluster_event(ctx: Context, observed: JobObserved) -> Outcome:
-    """Apply what the cluster says about one of our Jobs (see `shared.cluster`)."""
+    """Apply what the cluster says about one of our Jobs (see `shared.core.cluster`)."""
     if observed.pod:
         try:
             state, _ = load(ctx.store, observed.queue_id)
@@ -124,6 +124,8 @@ def cluster_event(ctx: Context, observed: JobObserved) -> Outcome:
         return Outcome.APPLIED if state.status != before else Outcome.DUPLICATE
     if changed:
         launching.advance(ctx, state.id)
-        for waiting in admission.after_report(ctx, state, [], []):
+        # the deleted job ended in error: counted, its slot freed
+        job = lifecycle.find_job(state, observed.job_name)
+        for waiting in admission.after_report(ctx, state, [], [job.id] if job else []):
             launching.advance(ctx, waiting)
     return Outcome.APPLIED if changed else Outcome.DUPLICATE

@@ -251,3 +251,29 @@ def test_a_refused_launch_is_a_launch_refused_error_naming_each_job(client, hist
     assert state.status.value == "error"
     with pytest.raises(LaunchRefused):  # the same start again: the same answer, from the stored state
         service.start(QueueStart.parse(historical), idempotency_key="refused-once")
+    # A document written before `launch_refused` existed says it in the error text only.
+    text, rev = rt.store.get(state.id)
+    old = json.loads(text)
+    for job in old["jobs"]:
+        job.pop("launch_refused", None)
+    rt.store.replace(state.id, json.dumps(old), rev=rev)
+    with pytest.raises(LaunchRefused) as again:
+        service.start(QueueStart.parse(historical), idempotency_key="refused-once")
+    # the error text is only on the job that failed; the policy stopped the others
+    assert again.value.refused and again.value.refused.items() <= caught.value.refused.items()
+
+
+def test_a_refused_launch_counts_as_a_failed_job(client, historical):
+    from shared.adapters import metrics
+    from shared.core.errors import LaunchRefused
+    from shared.core.models import QueueStart
+
+    rt = runtime.get()
+    before = metrics.JOB_RESULTS.labels("loader-producer", "error")._value.get()
+    service = QueueService(rt.settings, rt.store, rt.bus, RefusingLauncher())
+    try:
+        service.start(QueueStart.parse(historical))
+    except LaunchRefused:
+        pass
+    # the first refusal fails the queue (on_failure stop): the others are stopped, not failed
+    assert metrics.JOB_RESULTS.labels("loader-producer", "error")._value.get() - before == 1

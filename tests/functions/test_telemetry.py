@@ -205,3 +205,20 @@ def test_skipped_jobs_count_as_not_done_in_progress(client, queue):
     assert skipped and all(j["progress"] == 0 for j in skipped), state["jobs"]
     finished = sum(j["status"] == "finished" for j in state["jobs"])
     assert state["progress"] == round(finished / len(state["jobs"]), 4)  # nothing else loaded anything
+
+
+def test_a_queue_finishes_when_its_last_job_did_even_if_that_report_came_first(client, queue):
+    """Reports arrive out of order: the one that finishes the queue may carry an earlier time
+    than another job's. The queue's finished_at is its last job's end, never a time that does
+    not parse."""
+    queue_id, job_ids = queue
+    tc = client("telemetry")
+    late = {job_ids[0]: "2024-07-01T10:00:00Z"}
+    for n, job_id in enumerate(job_ids[:-1]):
+        when = late.get(job_id, f"2024-07-01T0{n}:00:00Z")
+        assert _deliver(tc, telemetry(queue_id, job_id=job_id, status="finished", finished_at=when),
+                        offset=n).status_code == 200
+    last = telemetry(queue_id, job_id=job_ids[-1], status="finished", finished_at="not a time")
+    assert _deliver(tc, last, offset=len(job_ids)).status_code == 200
+    state = client("status").get(f"/queues/{queue_id}").json()["data"]
+    assert state["status"] == "finished" and state["finished_at"] == "2024-07-01T10:00:00Z"

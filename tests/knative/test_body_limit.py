@@ -62,3 +62,21 @@ def test_a_body_within_the_limit_still_starts(server: FunctionServer) -> None:
     code, body = server.call("POST", "/queues/start", {"symbol": "BTCUSDT", "type": "api",
                                                         "time_range": "2024-01-01:2024-01-02"})
     assert code == 200, body
+
+
+def test_a_client_that_hangs_up_while_sending_is_no_internal_error(server: FunctionServer) -> None:
+    """It sends part of an oversized body and closes: the drain stops, nothing is a 500."""
+    def internal_errors() -> float:
+        code, text = server.call("GET", "/metrics")
+        assert code == 200
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("queue_manager_errors_total{") and 'kind="internal"' in line)
+
+    before = internal_errors()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall((f"POST /queues/start HTTP/1.1\r\nHost: qm\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {BIG}\r\n\r\n").encode() + b"x" * 300_000)
+    code, body = server.call("POST", "/queues/start", {"symbol": "ETHUSDT", "type": "api",
+                                                        "time_range": "2024-01-02:2024-01-03"})
+    assert code == 200, body  # still serving
+    assert internal_errors() == before
