@@ -22,6 +22,7 @@ from tests.factories import kafka_source_event, telemetry
 from tests.image.pod import Cluster, Pod, job_env
 from tests.infra.kafka_broker import KafkaBroker
 from tests.infra.kafka_tls import make_certificates
+from tests.integration.kafka_support import assert_started_event
 from tests.integration.kubeutil import Kube
 from tests.knative.test_shutdown import HeldStart, wait_refused
 from tests.servers import ROOT
@@ -142,26 +143,6 @@ def seed_flow(start: Pod, status: Pod, telemetry_pod: Pod, stop: Pod, kube: Kube
     assert body["data"]["status"] in ("stopping", "stopped"), body
     assert_started_event(kafka, queue_id)
     return queue_id
-
-
-def assert_started_event(kafka: KafkaBroker, queue_id: str) -> None:
-    """The start's event reached queue-events over SASL_SSL."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
-    try:
-        parts = [TopicPartition("queue-events", p) for p in consumer.partitions_for_topic("queue-events") or ()]
-        assert parts, "no queue-events topic"
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        types: list[str] = []
-        deadline = time.monotonic() + 30
-        while "dev.streamforge.queue.started" not in types and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                types += [dict(r.headers)["ce_type"].decode() for r in records if r.key == queue_id.encode()]
-    finally:
-        consumer.close()
-    assert "dev.streamforge.queue.started" in types, types
 
 
 def test_seed_flow_through_the_four_functions(image: str, cluster: Cluster, kube: Kube,

@@ -206,6 +206,34 @@ def plan_for(jobs: list[dict[str, Any]], seed: int) -> dict[str, list[tuple[str,
     return plan
 
 
+def assert_finished_as_planned(server: FunctionServer, queue_id: str, plan: dict[str, list[tuple[str, int]]],
+                               timeout: float = 120) -> dict[str, Any]:
+    """The queue finished, each job with the last count its plan reported, the queue with their sum."""
+    queue = wait_status(server, queue_id, "finished", timeout=timeout)
+    for j in queue["jobs"]:
+        assert j["status"] == "finished" and j["records_written"] == plan[j["id"]][-1][1], j
+    assert queue["records_written"] == sum(r[-1][1] for r in plan.values())
+    return queue
+
+
+def assert_started_event(broker: KafkaBroker, queue_id: str, topic: str = "queue-events") -> None:
+    """The queue's `started` event is on `topic` (keyed by the queue id), within 30 s."""
+    consumer = KafkaConsumer(**broker.client_config(), enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert parts, f"no {topic} topic"
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        types: list[str] = []
+        deadline = time.monotonic() + 30
+        while constants.CE_QUEUE_STARTED not in types and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                types += [dict(r.headers)["ce_type"].decode() for r in records if r.key == queue_id.encode()]
+    finally:
+        consumer.close()
+    assert constants.CE_QUEUE_STARTED in types, types
+
+
 def read_records(cfg: dict[str, Any], topic: str, until: Callable[[list[Any]], bool] | None = None,
                  timeout: float = 30.0, idle: float = 1.0) -> list[Any]:
     """Every record of `topic` from the beginning (no group): until `until(records)`, or, without

@@ -20,7 +20,7 @@ from shared.core.constants import CE_JOB_STATUS_CHANGED, QUEUE_COLLECTION
 from shared.examples import load
 from tests.arango_standin import ArangoStandIn
 from tests.backends import PASSWORD
-from tests.integration.kafka_support import KafkaStack, plan_for, start_queue, wait_status
+from tests.integration.kafka_support import KafkaStack, assert_finished_as_planned, plan_for, start_queue
 
 pytestmark = [pytest.mark.kafka, pytest.mark.filterwarnings("ignore::ResourceWarning")]
 DOWNTIME = 5.0
@@ -82,10 +82,7 @@ def test_arango_restart_mid_stream_loses_and_double_counts_nothing(kafka_stack: 
         job.flush(120)
         assert all(f.get(timeout=1) for f in futures), "the Job lost a report"
 
-        queue = wait_status(server, queue_id, "finished", timeout=120)
-        for j in queue["jobs"]:
-            assert j["status"] == "finished" and j["records_written"] == plan[j["id"]][-1][1], j
-        assert queue["records_written"] == sum(r[-1][1] for r in plan.values())
+        assert_finished_as_planned(server, queue_id, plan)
         source.wait_committed(timeout=120)
         statuses = source.proxy.statuses
         assert statuses[503] > 0, f"no 503 during the outage: {statuses}"

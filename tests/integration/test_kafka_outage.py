@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from shared.examples import load
-from tests.integration.kafka_support import KafkaStack, as_event, plan_for, start_queue, wait_status
+from tests.integration.kafka_support import (
+    KafkaStack,
+    as_event,
+    assert_finished_as_planned,
+    plan_for,
+    start_queue,
+)
 from tests.integration.test_kafka_events import expected_ids
 
 pytestmark = [
@@ -100,10 +106,7 @@ def test_broker_restart_mid_stream_loses_and_double_counts_nothing(own_stack: Ka
     assert all(f.get(timeout=1) for f in futures), "the Job lost a report"
 
     for queue_id, plan in queues:
-        queue = wait_status(server, queue_id, "finished", timeout=120)
-        for j in queue["jobs"]:
-            assert j["status"] == "finished" and j["records_written"] == plan[j["id"]][-1][1], j
-        assert queue["records_written"] == sum(r[-1][1] for r in plan.values())
+        assert_finished_as_planned(server, queue_id, plan)
     source.wait_committed(timeout=120)
 
     statuses = source.proxy.statuses

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.examples import load
+from tests.integration.kafka_support import assert_started_event
 from tests.knative.conftest import ImageServer
 from tests.servers import ROOT, FunctionServer, base_env
 
@@ -166,8 +167,6 @@ def test_uvicorn_worker_skips_atexit_on_sigterm(tmp_path: Path) -> None:
 
 @pytest.mark.kafka
 def test_started_event_of_a_start_held_over_sigterm_reaches_kafka(kafka_broker, tmp_path: Path) -> None:
-    from kafka import KafkaConsumer, TopicPartition
-
     topic = "queue-events"
     kafka_broker.create_topic(topic, exist_ok=True)
     kafka_broker.create_topic("queue-control", exist_ok=True)
@@ -182,16 +181,4 @@ def test_started_event_of_a_start_held_over_sigterm_reaches_kafka(kafka_broker, 
     assert server.proc.wait(GRACE) == 0
     queue_id = body["data"]["queue_id"]
 
-    consumer = KafkaConsumer(**kafka_broker.client_config(), enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        types: list[str] = []
-        deadline = time.monotonic() + 30
-        while "dev.streamforge.queue.started" not in types and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                types += [dict(r.headers)["ce_type"].decode() for r in records if r.key == queue_id.encode()]
-    finally:
-        consumer.close()
-    assert "dev.streamforge.queue.started" in types, types
+    assert_started_event(kafka_broker, queue_id, topic)
