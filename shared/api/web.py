@@ -119,18 +119,20 @@ async def _drain(chunks: Any, budget: int) -> None:
             return
 
 
+def _waits_for_continue(request: Request) -> bool:
+    """With `Expect: 100-continue` the client waits: reading would only ask for the body."""
+    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in request.scope["headers"])
+
+
 async def read_body(request: Request) -> bytes:
     cached: bytes | None = request.scope.get(_BODY)
     if cached is not None:  # read before, by the all-in-one router
         return cached
     limit = _runtime().settings.max_body_bytes
-    headers = dict(request.scope["headers"])
-    declared = headers.get(b"content-length", b"").decode("latin-1")
-    # With `Expect: 100-continue` the client waits: reading would only ask for the body.
-    waits = headers.get(b"expect", b"").lower() == b"100-continue"
+    declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
     if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
         if int(declared) > limit:
-            if not waits and int(declared) <= _drain_budget(limit):
+            if not _waits_for_continue(request) and int(declared) <= _drain_budget(limit):
                 await _drain(request.stream(), _drain_budget(limit))
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         body = await request.body()  # the server enforces the declared length
@@ -140,7 +142,7 @@ async def read_body(request: Request) -> bytes:
         async for chunk in stream:
             size += len(chunk)
             if size > limit:
-                if not waits:
+                if not _waits_for_continue(request):
                     await _drain(stream, _drain_budget(limit) - size)
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
             chunks.append(chunk)
