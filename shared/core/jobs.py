@@ -38,7 +38,8 @@ def labels(queue: QueueState, job: JobState) -> dict[str, str]:
         constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
         constants.LABEL_QUEUE_ID: naming.label_value(queue.id),
         constants.LABEL_TARGET: job.target,
-        constants.LABEL_JOB_ID: str(job.index),
+        constants.LABEL_JOB_ID: naming.label_value(job.id),
+        constants.LABEL_JOB_INDEX: str(job.index),
     }
 
 

@@ -28,7 +28,7 @@ NOWHERE = {"streamforge.test/no-such-node": "true"}  # a nodeSelector no node ma
 def running_or_pending(manifest: dict[str, Any]) -> None:
     """Even requests: pods Running forever; odd ones: Pending forever (no node matches)."""
     template = manifest["spec"]["template"]
-    if int(manifest["metadata"]["labels"][constants.LABEL_JOB_ID]) % 2 == 0:
+    if int(manifest["metadata"]["labels"][constants.LABEL_JOB_INDEX]) % 2 == 0:
         template.setdefault("metadata", {}).setdefault("annotations", {}).update(KEEP_RUNNING)
     else:
         template["spec"]["nodeSelector"] = dict(NOWHERE)

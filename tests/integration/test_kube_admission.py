@@ -179,7 +179,7 @@ def test_stop_reports_stopped_only_when_no_pod_is_left(configure: Any, kube_env:
     queue = start(client, payload)
     want = ["Running", "Pending", "Running"]
     by_job = lambda: [phase(p) for p in sorted(kube.queue_pods(queue), key=lambda p: p.metadata.labels[  # noqa: E731
-        constants.LABEL_JOB_ID])]
+        constants.LABEL_JOB_INDEX])]
     kube.wait("pods Running, Pending, Running", lambda: by_job() == want)
     held = next(p.metadata.name for p in kube.queue_pods(queue) if phase(p) == "Running")
     hold = "streamforge.test/hold"  # a pod that takes its time to go (a slow kubelet, a volume detaching)

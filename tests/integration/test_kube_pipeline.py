@@ -34,8 +34,8 @@ start = start_queue
 
 
 def in_cluster(kube: Kube, queue_id: str) -> list[str]:
-    """The request index (label streamforge.dev/job-id) of each of the queue's Jobs, sorted."""
-    return sorted(j.metadata.labels[constants.LABEL_JOB_ID] for j in kube.queue_jobs(queue_id))
+    """The request index (label streamforge.dev/job-index) of each of the queue's Jobs, sorted."""
+    return sorted(j.metadata.labels[constants.LABEL_JOB_INDEX] for j in kube.queue_jobs(queue_id))
 
 
 def report(client: Any, queue_id: str, index: int, status: str, **extra: Any) -> None:
@@ -55,7 +55,7 @@ def check_jobs_match_state(kube: Kube, client: Any, queue_id: str) -> None:
     launched = sorted(j["job_name"] for j in state["jobs"] if j["created"])
     assert names(kube.queue_jobs(queue_id)) == launched
     for found in kube.queue_jobs(queue_id):
-        stored = state["jobs"][int(found.metadata.labels[constants.LABEL_JOB_ID])]
+        stored = state["jobs"][int(found.metadata.labels[constants.LABEL_JOB_INDEX])]
         assert found.metadata.labels[constants.LABEL_TARGET] == stored["target"]
         env = {e.name: e.value for e in found.spec.template.spec.containers[0].env}
         assert (env["JOB_ID"], env["TYPE"]) == (stored["id"], stored["type"])

@@ -137,11 +137,11 @@ def test_jobs_completing_without_telemetry_drive_the_pipeline_to_finished(serve:
     state = wait_status(kube, client, served, queue_id, "finished", timeout=120)
     assert [j["status"] for j in state["jobs"]] == ["finished"] * 6
     assert state["records_written"] == 0 and all(j["finished_at"] for j in state["jobs"])
-    found = {job.metadata.labels[constants.LABEL_JOB_ID]: job for job in kube.queue_jobs(queue_id)}
+    found = {job.metadata.labels[constants.LABEL_JOB_INDEX]: job for job in kube.queue_jobs(queue_id)}
     assert names(list(found.values())) == sorted(j["job_name"] for j in state["jobs"])
     # The functions act on SuccessCriteriaMet; the Job controller adds Complete in a later update.
     kube.wait("every Job Complete in the cluster", lambda: all(is_complete(j) for j in kube.queue_jobs(queue_id)))
-    found = {job.metadata.labels[constants.LABEL_JOB_ID]: job for job in kube.queue_jobs(queue_id)}
+    found = {job.metadata.labels[constants.LABEL_JOB_INDEX]: job for job in kube.queue_jobs(queue_id)}
     # Each wave was created only after the Jobs it reads had succeeded in the cluster.
     for later, inputs in (("4", ("2", "3")), ("5", ("4",))):
         created = found[later].metadata.creation_timestamp

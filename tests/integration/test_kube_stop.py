@@ -57,7 +57,7 @@ def test_stop_leaves_no_pod_running_or_pending(kube_env: Kube, client: Any, monk
     r = client("start").post("/queues/start", json={**load("realtime"), "mode": "parallel"})
     assert r.status_code == 200 and neighbour.status_code == 200, (r.text, neighbour.text)
     queue_id, other = r.json()["data"]["queue_id"], neighbour.json()["data"]["queue_id"]
-    jobs = {j.metadata.name: int(j.metadata.labels[constants.LABEL_JOB_ID]) for j in kube.queue_jobs(queue_id)}
+    jobs = {j.metadata.name: int(j.metadata.labels[constants.LABEL_JOB_INDEX]) for j in kube.queue_jobs(queue_id)}
     assert len(jobs) == 7
     want = {name: "Running" if index % 2 == 0 else "Pending" for name, index in jobs.items()}
 

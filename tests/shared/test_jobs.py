@@ -30,7 +30,8 @@ def test_every_job_has_identity_labels_limits_and_no_literal_secrets(historical)
         for secret in ("KAFKA_USER", "KAFKA_PASSWORD", "ARANGO_USER", "ARANGO_PASSWORD"):
             assert "value" not in env[secret]
             assert env[secret]["valueFrom"]["secretKeyRef"]["key"] in ("user", "password")
-        assert env["JOB_ID"]["value"] == job.id
+        assert env["JOB_ID"]["value"] == job.id == labels[constants.LABEL_JOB_ID]
+        assert labels[constants.LABEL_JOB_INDEX] == str(job.index)
         assert container["resources"]["limits"]["memory"]
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
