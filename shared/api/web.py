@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette import convertors, routing
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -54,16 +53,21 @@ def bind(runtime: Callable[[], Any]) -> None:
     _runtime = runtime
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern[str]
+class Route(routing.Route):
+    """Starlette's route: its path syntax (`{queue_id}`) and matching; the handler is ours."""
+
     handler: Handler
+
+    def __init__(self, method: str, template: str, handler: Handler) -> None:
+        super().__init__(template.rstrip("/") or "/", handler, methods=[method])
+        self.handler = handler
+        self.allows: frozenset[str] = frozenset(self.methods or ())  # GET brings HEAD, as Starlette does
+        # `{name}` parameters are strings: their convertor is the identity, and is skipped
+        self.plain = all(isinstance(c, convertors.StringConvertor) for c in self.param_convertors.values())
 
 
 def route(method: str, template: str, handler: Handler) -> Route:
-    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/") or "/")
-    return Route(method, re.compile(f"^{regex}$"), handler)
+    return Route(method, template, handler)
 
 
 def envelope(code: int, message: str, data: Any = None, errors: list[dict[str, Any]] | None = None
@@ -201,15 +205,19 @@ def common_routes(*, launcher: bool) -> list[Route]:
 # -- dispatch ---------------------------------------------------------------
 
 def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params]:
-    allowed = []
+    """Starlette's `Route.matches`, minus the child scope it builds for each candidate."""
+    allowed: set[str] = set()
     for r in routes:
-        m = r.pattern.match(path)
-        if m:
-            if r.method == method or (method == "HEAD" and r.method == "GET"):
-                return r.handler, m.groupdict()
-            allowed.append(r.method)
+        found = r.path_regex.match(path)
+        if found is None:
+            continue
+        if method in r.allows:
+            params = found.groupdict()
+            return r.handler, params if r.plain else {k: r.param_convertors[k].convert(v)
+                                                      for k, v in params.items()}
+        allowed |= r.allows
     if allowed:
-        allow = sorted(set(allowed) | ({"HEAD"} if "GET" in allowed else set()))
+        allow = sorted(allowed)
         raise MethodNotAllowed(f"{method} {path} is not allowed; use {', '.join(allow)}", allow=allow)
     raise NotFound(f"no route for {method} {path}")
 
