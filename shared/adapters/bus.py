@@ -152,12 +152,13 @@ class KafkaBus:
         from kafka.errors import KafkaError
 
         producer = self._get()
+        record = events.kafka_record(event, key)
         try:
             future = producer.send(
                 self.topic(channel),
-                value=events.kafka_value(event),
-                key=key.encode(),
-                headers=events.kafka_headers(event),
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers.items()),
             )
             future.get(timeout=self.settings.timeout_ms / 1000)
         except KafkaError as e:
