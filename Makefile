@@ -85,6 +85,9 @@ bench: bytecode servers image
 	$(BIN)/python -m tests.bench.kafka_bench
 	$(BIN)/python -m tests.bench.kube_bench
 	$(BIN)/python -m tests.bench.concurrency_bench
+	$(BIN)/python -m tests.bench.routing_bench
+	$(BIN)/python -m tests.bench.events_bench
+	$(BIN)/python -m tests.bench.cli_bench
 
 demo: install
 	@dir=$$(mktemp -d); \

@@ -39,14 +39,14 @@ async def _by_content(request: Request, params: web.Params) -> Response:
 TELEMETRY_TYPES = (constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD)
 
 
-_ALL = [
+_ALL = web.table([
     *start_fn.ROUTES,
     *stop_fn.ROUTES,
     *telemetry_fn.ROUTES,
     *status_fn.ROUTES,
-    web.route("POST", "/", _by_content),
+    web.route("POST", "/", _by_content, role=web.DELIVERY),
     *web.common_routes(launcher=True),
-]
+])
 
 
 @aio.http

@@ -7,12 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import runtime
-from shared.api import web
+from shared.api import query, web
 from shared.core import constants
 from shared.core.errors import ClientError
 from shared.core.models import QueueStart
 
-MAX_KEY = 255
 _OTHERS = {constants.CE_STOP_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
 
 
@@ -23,12 +22,14 @@ async def start_queue(request: Request, params: web.Params) -> Response:
     if inbound.data is None:
         raise ClientError("empty body: send a queue, e.g. {symbol, time_range, requests: [...]}")
     command = QueueStart.parse(inbound.data)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        key = inbound.ce_identity
+    if key is not None and not 0 < len(key) <= query.MAX_KEY:
+        raise ClientError(f"Idempotency-Key must be 1-{query.MAX_KEY} characters")
     if request.query_params.get("dry_run") in ("1", "true"):
         plan = await web.blocking(runtime.get().service.plan, command)
         return web.envelope(200, "Queue plan (nothing launched)", plan)
-    key = request.headers.get("idempotency-key") or inbound.ce_identity
-    if key is not None and not 0 < len(key) <= MAX_KEY:
-        raise ClientError(f"Idempotency-Key must be 1-{MAX_KEY} characters")
     service = runtime.get().service
     result = await web.blocking(service.start, command, idempotency_key=key)
     state = result.state
@@ -65,7 +66,7 @@ ROUTES = [
     web.route("POST", "/queues/start", start_queue),
     web.route("POST", "/queues", start_queue),
 ]
-_ALL = [*ROUTES, web.route("POST", "/", start_queue), *web.common_routes(launcher=True)]
+_ALL = web.table([*ROUTES, web.route("POST", "/", start_queue, role=web.DELIVERY), *web.common_routes(launcher=True)])
 
 
 @aio.http

@@ -9,28 +9,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared import runtime
 from shared.adapters.bus import LocalBus
-from shared.api import live, openapi, ui, web
+from shared.api import live, openapi, query, ui, web
 from shared.core import progress
 from shared.core.errors import ClientError
 from shared.core.models import QueueStatus
-
-MAX_LIMIT = 500
-
-
-def _digits(raw: str) -> bool:
-    """ASCII digits only (``str.isdigit`` also takes e.g. '²', which ``int`` refuses), and few
-    enough for any count we keep (``int`` refuses more than 4,300)."""
-    return raw.isascii() and raw.isdigit() and len(raw) <= 18
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not _digits(raw) or not low <= int(raw) <= high:
-        raise ClientError(f"{name} must be an integer from {low} to {high}",
-                          details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
-    return int(raw)
 
 
 async def list_queues(request: Request, params: web.Params) -> Response:
@@ -38,8 +20,8 @@ async def list_queues(request: Request, params: web.Params) -> Response:
     if status is not None and status not in {s.value for s in QueueStatus}:
         raise ClientError(f"unknown status {status!r}; one of {', '.join(s.value for s in QueueStatus)}")
     symbol = request.query_params.get("symbol")
-    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
+    limit = query.int_param(request, "limit", 50, 1, query.MAX_LIMIT)
+    offset = query.int_param(request, "offset", 0, 0, query.MAX_OFFSET)
     queues, total = await web.blocking(
         runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
         limit=limit, offset=offset)
@@ -59,7 +41,7 @@ async def watch_queue(request: Request, params: web.Params) -> Response:
     queue_id = params["queue_id"]
     await web.blocking(service.get, queue_id)  # 404 before the stream starts
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if raw is not None and not _digits(raw):
+    if raw is not None and not query.digits(raw):
         raise ClientError("Last-Event-ID must be a change number from an earlier event")
 
     async def load():  # type: ignore[no-untyped-def]
@@ -90,7 +72,7 @@ async def queue_events(request: Request, params: web.Params) -> Response:
 
 
 async def openapi_json(request: Request, params: web.Params) -> Response:
-    return JSONResponse(openapi.document())
+    return JSONResponse(openapi.document(auth=runtime.get().settings.auth.enabled))
 
 
 ROUTES = [
@@ -100,10 +82,10 @@ ROUTES = [
     web.route("GET", "/queues/{queue_id}/watch", watch_queue),
     web.route("GET", "/queues/{queue_id}/drift", drift_report),
     web.route("POST", "/queues/{queue_id}/drift", drift_report),
-    web.route("GET", "/openapi.json", openapi_json),
+    web.route("GET", "/openapi.json", openapi_json, role=web.OPEN),
     *ui.ROUTES,  # /docs (Swagger UI), /ui (live dashboard)
 ]
-_ALL = [*ROUTES, *web.common_routes(launcher=False)]
+_ALL = web.table([*ROUTES, *web.common_routes(launcher=False)])
 
 
 @aio.http

@@ -77,11 +77,11 @@ async def run_sweep(request: Request, params: web.Params) -> Response:
 
 
 ROUTES = [
-    web.route("POST", "/sweep", run_sweep),
+    web.route("POST", "/sweep", run_sweep, role=web.DELIVERY),
     web.route("POST", "/queues/stop", stop_queue),
     web.route("POST", "/queues/{queue_id}/stop", stop_queue),
 ]
-_ALL = [*ROUTES, web.route("POST", "/", stop_queue), *web.common_routes(launcher=True)]
+_ALL = web.table([*ROUTES, web.route("POST", "/", stop_queue, role=web.DELIVERY), *web.common_routes(launcher=True)])
 
 
 @aio.http

@@ -19,6 +19,7 @@ from shared import runtime
 from shared.adapters import events, metrics
 from shared.api import web
 from shared.core import cluster, constants
+from shared.core.errors import ClientError
 from shared.core.models import Outcome, Telemetry
 
 MESSAGES = {
@@ -40,6 +41,8 @@ def _is_telemetry(ce_type: str | None, data: object) -> bool:
 
 async def ingest(request: Request, params: web.Params) -> Response:
     inbound = events.unwrap_kafka_record(await web.read_inbound(request))
+    if inbound.ce is None and not isinstance(inbound.data, dict):
+        raise ClientError("send a Job's telemetry as a JSON object, e.g. {type: telemetry, queue_id, job_id, status}")
     if inbound.ce_type and inbound.ce_type.startswith(cluster.EVENT_PREFIX):
         return await _job_event(inbound.ce_type, inbound.data)
     if not _is_telemetry(inbound.ce_type, inbound.data):
@@ -66,8 +69,8 @@ async def _job_event(ce_type: str, job: object) -> Response:
                                                       "job": observed.job_name, "outcome": outcome})
 
 
-ROUTES = [web.route("POST", "/telemetry", ingest)]
-_ALL = [*ROUTES, web.route("POST", "/", ingest), *web.common_routes(launcher=False)]
+ROUTES = [web.route("POST", "/telemetry", ingest, role=web.DELIVERY)]
+_ALL = web.table([*ROUTES, web.route("POST", "/", ingest, role=web.DELIVERY), *web.common_routes(launcher=False)])
 
 
 @aio.http

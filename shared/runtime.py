@@ -62,6 +62,9 @@ def get() -> Runtime:
         with _lock:
             if _current is None:
                 settings = Settings.from_env()
+                if settings.jobs.launcher == "kubernetes" and not settings.auth.enabled:
+                    web.log.warning("no bearer tokens (QM_READ_TOKENS, QM_OPERATE_TOKENS are empty): "
+                                    "anyone who reaches this function may start and stop queues")
                 store = open_store(settings)
                 bus = open_bus(settings)
                 leases = open_store(settings, LEASE_COLLECTION) if settings.jobs.limits else None

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from shared import examples
 from shared.api import public
+from shared.api.operations import operations, ref, reply, secured
 from shared.core import constants
 from shared.core.models import (
     Envelope,
@@ -22,7 +23,6 @@ from shared.core.models import (
     QueueCreate,
     QueueStart,
     QueueState,
-    QueueStatus,
     QueueStop,
     Telemetry,
 )
@@ -46,18 +46,6 @@ def _schemas() -> dict[str, Any]:
     return schemas
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(model=name)}
-
-
-def _reply(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Envelope")}}}
-
-
-_ERRORS: dict[str, Any] = {"400": _reply("Malformed request"), "422": _reply("Invalid field(s)"),
-           "503": _reply("A backend is down; retry")}
-
-
 def seed_examples() -> dict[str, dict[str, Any]]:
     """The seed payloads as OpenAPI named examples, in the seed's order."""
     named = {}
@@ -73,99 +61,22 @@ def seed_examples() -> dict[str, dict[str, Any]]:
 
 def _queue_body() -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {
-        "schema": {"oneOf": [_ref("QueueStart"), _ref("QueueCreate")]},
+        "schema": {"oneOf": [ref("QueueStart"), ref("QueueCreate")]},
         "examples": seed_examples()}}}
 
 
-_QUEUE_ID = {"name": "queue_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_STOP_BODY = {"required": False, "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"reason": {"type": "string", "maxLength": 1024}}},
-    "examples": {"reason": {"summary": "With a reason", "value": {"reason": "stopped from the docs"}}}}}}
-
-
-def _drift(method: str, summary: str) -> tuple[str, str, str, dict[str, Any]]:
-    responses: dict[str, Any] = {"200": _reply("In sync, drift found, or drift repaired"),
-                                 "404": _reply("Unknown queue"), **_ERRORS}
-    return "/queues/{queue_id}/drift", method, "status", {
-        "summary": summary, "tags": ["queues"], "parameters": [_QUEUE_ID], "responses": responses}
-
-
-def _operations() -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(path, method, serving function, operation)."""
-    key = {"name": "Idempotency-Key", "in": "header", "required": False,
-           "description": "The same key returns the same queue and launches nothing twice",
-           "schema": {"type": "string", "maxLength": 255}}
-    return [
-        ("/queues/start", "post", "start", {
-            "summary": "Start a queue", "tags": ["queues"],
-            "parameters": [key, {"name": "dry_run", "in": "query", "required": False,
-                                 "description": "true: answer the plan, launch nothing",
-                                 "schema": {"type": "boolean"}}],
-            "requestBody": _queue_body(),
-            "responses": {"200": _reply("Queue started"), "409": _reply("Key reused"), **_ERRORS}}),
-        ("/queues/plan", "post", "start", {
-            "summary": "Plan a queue: its DAG, manifests and first wave, launching nothing", "tags": ["queues"],
-            "requestBody": _queue_body(),
-            "responses": {"200": _reply("Queue plan"), **_ERRORS}}),
-        ("/queues/{queue_id}/retry", "post", "start", {
-            "summary": "Retry a failed queue's unfinished jobs", "tags": ["queues"], "parameters": [_QUEUE_ID],
-            "responses": {"200": _reply("Queue retried"), "404": _reply("Unknown queue"),
-                          "409": _reply("Only a failed queue can be retried"), **_ERRORS}}),
-        ("/queues/{queue_id}/stop", "post", "stop", {
-            "summary": "Stop a queue", "tags": ["queues"], "parameters": [_QUEUE_ID], "requestBody": _STOP_BODY,
-            "responses": {"200": _reply("Queue stopped (or already terminal)"), "404": _reply("Unknown queue"),
-                          **_ERRORS}}),
-        ("/queues/stop", "post", "stop", {
-            "summary": "Stop a queue (the seed's form)", "tags": ["queues"],
-            "parameters": [{"name": "queue_id", "in": "query", "required": True, "schema": {"type": "string"}}],
-            "requestBody": _STOP_BODY,
-            "responses": {"200": _reply("Queue stopped"), "404": _reply("Unknown queue"), **_ERRORS}}),
-        ("/telemetry", "post", "telemetry", {
-            "summary": "Report telemetry (normally delivered by KafkaSource)", "tags": ["jobs"],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Telemetry")}}},
-            "responses": {"200": _reply("Applied, duplicate or ignored"), **_ERRORS}}),
-        ("/queues", "get", "status", {
-            "summary": "List queues, newest first", "tags": ["queues"],
-            "parameters": [
-                {"name": "status", "in": "query", "schema": {"enum": [s.value for s in QueueStatus]}},
-                {"name": "symbol", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                            "maximum": 500, "default": 50}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
-            "responses": {"200": _reply("Queues fetched; `page` has total, limit, offset"), **_ERRORS}}),
-        ("/queues/{queue_id}", "get", "status", {
-            "summary": "One queue with its jobs, their progress and waiting reasons", "tags": ["queues"],
-            "parameters": [_QUEUE_ID],
-            "responses": {"200": _reply("Queue status"), "404": _reply("Unknown queue")}}),
-        ("/queues/{queue_id}/watch", "get", "status", {
-            "summary": "Live updates (Server-Sent Events) until the queue ends",
-            "description": "Events: `queue` (the whole queue view) after every change, and the change "
-                           "events themselves (`dev.streamforge.*`, `id` = change number). Reconnect with "
-                           "`Last-Event-ID` to resume. Swagger UI shows the body only when the stream "
-                           "ends; use `/ui`, `sfq watch` or `curl -N` to follow a running queue.",
-            "tags": ["queues"],
-            "parameters": [_QUEUE_ID, {"name": "Last-Event-ID", "in": "header", "required": False,
-                                       "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
-            "responses": {"200": {"description": "text/event-stream",
-                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                          "404": _reply("Unknown queue")}}),
-        _drift("get", "Compare the stored jobs with the cluster's Jobs"),
-        _drift("post", "Compare with the cluster and repair the stored state"),
-        ("/queues/{queue_id}/events", "get", "status", {
-            "summary": "The queue's outgoing events (local bus only)", "tags": ["queues"],
-            "parameters": [_QUEUE_ID],
-            "responses": {"200": _reply("Queue events"), "400": _reply("Events are on Kafka"),
-                          "404": _reply("Unknown queue")}}),
-    ]
-
-
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _COMMON = {
-    "/health/live": {"get": {"summary": "Liveness", "tags": ["probes"], "responses": {"200": _reply("Alive")}}},
-    "/health/ready": {"get": {"summary": "Readiness: every configured backend", "tags": ["probes"],
-                              "responses": {"200": _reply("Ready"), "503": _reply("A backend is down")}}},
-    "/health/startup": {"get": {"summary": "Startup", "tags": ["probes"], "responses": {"200": _reply("Started")}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics", "tags": ["probes"],
-                         "responses": {"200": {"description": "text exposition format"}}}},
+    "/health/live": {"get": {"operationId": "live", "summary": "Liveness", "tags": ["probes"],
+                             "responses": {"200": reply("Alive")}}},
+    "/health/ready": {"get": {"operationId": "ready", "summary": "Readiness: every configured backend",
+                              "tags": ["probes"],
+                              "responses": {"200": reply("Ready"), "503": reply("A backend is down")}}},
+    "/health/startup": {"get": {"operationId": "startup", "summary": "Startup", "tags": ["probes"],
+                                "responses": {"200": reply("Started"), "503": reply("A backend is down")}}},
+    "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics", "tags": ["probes"],
+                         "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                                               "content": _TEXT}}}},
 }
 
 
@@ -183,23 +94,30 @@ def _description(urls: Mapping[str, str]) -> str:
         "allow CORS for the browser to call it.")
 
 
-def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, str] | None = None
-             ) -> dict[str, Any]:
+def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, str] | None = None,
+             auth: bool = False) -> dict[str, Any]:
+    """The document; with `auth` (tokens configured), each guarded operation says so."""
     urls = public.URLS if urls is None else urls
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, function, operation in _operations():
+    for path, method, function, operation in operations(_queue_body()):
         operation = {**operation, "x-function": function}
+        if auth:
+            operation = secured(path, method, operation)
         if urls:  # explicit per-operation servers, so none falls back to another function's URL
             operation["servers"] = [{"url": urls.get(function) or "/",
                                      "description": f"the {function} function"}]
         paths.setdefault(path, {})[method] = operation
     paths.update(_COMMON)
+    if auth:
+        paths["/metrics"] = {"get": secured("/metrics", "get", _COMMON["/metrics"]["get"])}
     return {
         "openapi": "3.1.0",
         "info": {"title": "StreamForge Queue Manager", "version": "0.1.0", "description": _description(urls)},
         "servers": servers or [{"url": urls.get("status") or "/",
                                 "description": "the status function (probes: any function)"}],
-        "tags": [{"name": "queues"}, {"name": "jobs"}, {"name": "probes"}],
+        "tags": [{"name": "queues"}, {"name": "jobs"}, {"name": "events"}, {"name": "probes"}],
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(), **({"securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "A read or operate token (QM_READ_TOKENS, QM_OPERATE_TOKENS)"}}} if auth else {})},
     }

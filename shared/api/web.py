@@ -24,19 +24,34 @@ from starlette.responses import JSONResponse, Response
 
 from shared.adapters import events, metrics
 from shared.core import clock
+from shared.core.config import OPERATE, READ
 from shared.core.errors import (
     BackendUnavailable,
     ClientError,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     QueueManagerError,
+    Unauthorized,
 )
 
 log = logging.getLogger("streamforge.queue_manager")
 
 Params = dict[str, str]
 Handler = Callable[[Request, Params], Awaitable[Response]]
+
+
+class _AnyPath(convertors.PathConvertor):
+    """functions-framework routes every path to the function as `/{path:path}`, whose `.*`
+    stops at a newline: a path with an encoded line break (`%0A`) would get Starlette's
+    text/plain 404 instead of the function's envelope. Registered before the framework builds
+    its routes (it imports the function's module first)."""
+
+    regex = "(?s:.*)"
+
+
+convertors.register_url_convertor("path", _AnyPath())
 
 
 def _unbound() -> Any:
@@ -58,16 +73,25 @@ class Route(routing.Route):
 
     handler: Handler
 
-    def __init__(self, method: str, template: str, handler: Handler) -> None:
+    def __init__(self, method: str, template: str, handler: Handler, role: str | None) -> None:
         super().__init__(template.rstrip("/") or "/", handler, methods=[method])
         self.handler = handler
+        self.role = role
         self.allows: frozenset[str] = frozenset(self.methods or ())  # GET brings HEAD, as Starlette does
         # `{name}` parameters are strings: their convertor is the identity, and is skipped
+        self.literal = not self.param_convertors  # a fixed path: it shadows templates it matches
         self.plain = all(isinstance(c, convertors.StringConvertor) for c in self.param_convertors.values())
 
 
-def route(method: str, template: str, handler: Handler) -> Route:
-    return Route(method, template, handler)
+OPEN, DELIVERY = None, "delivery"
+"""Roles a route may need besides READ and OPERATE: none (probes, pages, the document), or none
+because Knative delivers it (CloudEvents at `/`, telemetry, the sweep): sources and Triggers
+send no bearer token, so those routes are kept inside the cluster instead (README, "Access")."""
+
+
+def route(method: str, template: str, handler: Handler, *, role: str | None = "") -> Route:
+    """A route; by default GET needs a read token and anything else an operate token."""
+    return Route(method, template, handler, (READ if method == "GET" else OPERATE) if role == "" else role)
 
 
 def envelope(code: int, message: str, data: Any = None, errors: list[dict[str, Any]] | None = None
@@ -195,26 +219,35 @@ async def metrics_route(request: Request, params: Params) -> Response:
 
 def common_routes(*, launcher: bool) -> list[Route]:
     return [
-        route("GET", "/health/live", live),
-        route("GET", "/health/startup", startup),
-        route("GET", "/health/ready", ready_route(launcher=launcher)),
+        route("GET", "/health/live", live, role=OPEN),
+        route("GET", "/health/startup", startup, role=OPEN),
+        route("GET", "/health/ready", ready_route(launcher=launcher), role=OPEN),
         route("GET", "/metrics", metrics_route),
     ]
 
 
 # -- dispatch ---------------------------------------------------------------
 
-def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params]:
-    """Starlette's `Route.matches`, minus the child scope it builds for each candidate."""
+def table(routes: list[Route]) -> list[Route]:
+    """A function's routes, fixed paths first: `/queues/plan` is never `/queues/{queue_id}`."""
+    return sorted(routes, key=lambda r: not r.literal)
+
+
+def _match(routes: list[Route], method: str, path: str) -> tuple[Route, Params]:
+    """Starlette's `Route.matches`, minus the child scope it builds for each candidate; in a
+    `table`, a fixed path that matches decides alone (its methods are the `Allow`)."""
     allowed: set[str] = set()
+    fixed = False
     for r in routes:
+        if fixed and not r.literal:
+            break
         found = r.path_regex.match(path)
         if found is None:
             continue
         if method in r.allows:
             params = found.groupdict()
-            return r.handler, params if r.plain else {k: r.param_convertors[k].convert(v)
-                                                      for k, v in params.items()}
+            return r, params if r.plain else {k: r.param_convertors[k].convert(v) for k, v in params.items()}
+        fixed = r.literal
         allowed |= r.allows
     if allowed:
         allow = sorted(allowed)
@@ -222,13 +255,41 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Handler, Params
     raise NotFound(f"no route for {method} {path}")
 
 
+def _is_cloudevent(request: Request) -> bool:
+    """What Knative delivers: a binary-mode CloudEvent (`ce-specversion`) or a structured one."""
+    for k, v in request.scope["headers"]:
+        if k == b"ce-specversion" or (k == b"content-type" and v.lower().startswith(b"application/cloudevents")):
+            return True
+    return False
+
+
+def _authorize(request: Request, role: str) -> None:
+    auth = _runtime().settings.auth
+    if not auth.enabled:
+        return
+    header = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
+    scheme, _, token = header.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required: Authorization: Bearer <token>")
+    granted = auth.role(token.strip())  # the bytes as sent: a UTF-8 token matches its env value
+    if granted is None:
+        raise Unauthorized("the bearer token is not valid here")
+    if role == OPERATE and granted != OPERATE:
+        raise Forbidden("this token may read; starting, stopping and retrying need an operate token")
+
+
 async def serve(request: Request, *, function: str, routes: list[Route]) -> Response:
     started = time.perf_counter()
     metrics.observe_first_request(function)
     path = request.scope["path"].rstrip("/") or "/"
     try:
-        handler, params = _match(routes, request.method, path)
-        response = await handler(request, params)
+        found, params = _match(routes, request.method, path)
+        if found.role == DELIVERY:
+            if not _is_cloudevent(request):  # plain JSON at a delivery route is a user's call
+                _authorize(request, OPERATE)
+        elif found.role is not OPEN:
+            _authorize(request, found.role)
+        response = await found.handler(request, params)
     except ClientDisconnect:
         # the client hung up while sending: nothing to answer, and not the function's fault
         metrics.ERRORS.labels(function, "client").inc()
@@ -241,6 +302,8 @@ async def serve(request: Request, *, function: str, routes: list[Route]) -> Resp
         response = envelope(e.status_code, e.message, errors=e.details or None)
         if isinstance(e, MethodNotAllowed):
             response.headers["Allow"] = ", ".join(e.allow)
+        elif isinstance(e, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="streamforge-queue-manager"'
     except BackendUnavailable as e:
         metrics.ERRORS.labels(function, "backend").inc()
         log.warning("%s: %s", function, e.message)

@@ -7,6 +7,8 @@ Nothing else in the library reads `os.environ`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from collections.abc import Mapping
@@ -180,11 +182,46 @@ class JobSettings:
     """At most this many queues compared with the cluster per sweep (one Job list call each); 0: none."""
 
 
+def _tokens(env: Mapping[str, str], name: str) -> tuple[bytes, ...]:
+    """A comma-separated token list, kept as SHA-256 digests: compared in constant time, and
+    nothing in memory or a repr that logs could show is the token itself."""
+    return tuple(hashlib.sha256(t.strip().encode()).digest() for t in env.get(name, "").split(",") if t.strip())
+
+
+READ, OPERATE = "read", "operate"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Bearer tokens, from a Kubernetes Secret through the environment; none set: no checks."""
+
+    read_tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    """QM_READ_TOKENS: may list, get, watch queues and scrape metrics."""
+    operate_tokens: tuple[bytes, ...] = field(default=(), repr=False)
+    """QM_OPERATE_TOKENS: may also start, plan, stop, retry and repair drift, and post plain
+    JSON (not a CloudEvent) to the routes Knative delivers to (`/`, `/telemetry`, `/sweep`)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.read_tokens or self.operate_tokens)
+
+    def role(self, token: bytes) -> str | None:
+        """The token's role, compared with every configured digest (no early exit)."""
+        digest = hashlib.sha256(token).digest()
+        operate = read = False
+        for known in self.operate_tokens:
+            operate |= hmac.compare_digest(known, digest)
+        for known in self.read_tokens:
+            read |= hmac.compare_digest(known, digest)
+        return OPERATE if operate else READ if read else None
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     arango: ArangoSettings = field(default_factory=ArangoSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     local_dir: str = ".local"
     """Home of the embedded default: SQLite state, local events, manifests."""
     max_body_bytes: int = 256 * 1024
@@ -239,6 +276,8 @@ class Settings:
                 drift_after_seconds=_seconds(env, "DRIFT_AFTER_SECONDS", 120.0),
                 drift_checks_per_sweep=_count(env, "DRIFT_CHECKS_PER_SWEEP", 50),
             ),
+            auth=AuthSettings(read_tokens=_tokens(env, "QM_READ_TOKENS"),
+                              operate_tokens=_tokens(env, "QM_OPERATE_TOKENS")),
             local_dir=local_dir,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024),
         )

@@ -45,6 +45,18 @@ class MethodNotAllowed(ClientError):
         """The methods the path answers: the response's ``Allow`` header."""
 
 
+class Unauthorized(ClientError):
+    """No bearer token, or one this server does not know (answered with `WWW-Authenticate`)."""
+
+    status_code = 401
+
+
+class Forbidden(ClientError):
+    """A known token whose role does not cover the request."""
+
+    status_code = 403
+
+
 class NotFound(ClientError):
     status_code = 404
 

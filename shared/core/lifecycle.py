@@ -22,36 +22,22 @@ from dataclasses import dataclass
 
 from shared.core import clock, lineage, naming
 from shared.core.errors import InvalidInput
-from shared.core.models import JobState, JobStatus, Need, QueueStart, QueueState, QueueStatus, Telemetry
-
-TERMINAL_JOB = frozenset({JobStatus.FINISHED, JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
-TERMINAL_QUEUE = frozenset({QueueStatus.FINISHED, QueueStatus.STOPPED, QueueStatus.ERROR})
-
-
-def closing(status: QueueStatus) -> bool:
-    """Ended, or stopping: nothing new starts in the queue."""
-    return status in TERMINAL_QUEUE or status == QueueStatus.STOPPING
-_RANK = {JobStatus.PENDING: 0, JobStatus.LAUNCHED: 1, JobStatus.RUNNING: 2}
-
-# What Jobs say in telemetry `status`, mapped to job statuses.
-TELEMETRY_STATUS = {
-    "pending": JobStatus.PENDING,
-    "launched": JobStatus.LAUNCHED,
-    "started": JobStatus.RUNNING,
-    "running": JobStatus.RUNNING,
-    "loading": JobStatus.RUNNING,
-    "finished": JobStatus.FINISHED,
-    "completed": JobStatus.FINISHED,
-    "done": JobStatus.FINISHED,
-    "error": JobStatus.ERROR,
-    "failed": JobStatus.ERROR,
-    "stopped": JobStatus.STOPPED,
-    "cancelled": JobStatus.STOPPED,
-}
-
-
-def rank(status: JobStatus) -> int:
-    return 3 if status in TERMINAL_JOB else _RANK[status]
+from shared.core.models import (
+    TELEMETRY_STATUS,
+    JobState,
+    JobStatus,
+    Need,
+    QueueStart,
+    QueueState,
+    QueueStatus,
+    Telemetry,
+)
+from shared.core.settling import settle, skip
+from shared.core.statuses import TERMINAL_JOB as TERMINAL_JOB
+from shared.core.statuses import TERMINAL_QUEUE as TERMINAL_QUEUE
+from shared.core.statuses import advance, latest
+from shared.core.statuses import closing as closing
+from shared.core.statuses import rank as rank
 
 
 def loader_type(target: str, type_: str) -> str:
@@ -107,29 +93,6 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
         updated_at=now,
         jobs=jobs,
     )
-
-
-def _max_str(a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
-
-
-def _advance(job: JobState, status: JobStatus, now: str, error: str | None = None) -> bool:
-    if job.status in TERMINAL_JOB or rank(status) <= rank(job.status):
-        return False
-    job.status = status
-    if status == JobStatus.LAUNCHED:
-        job.launched_at = job.launched_at or now
-    if status == JobStatus.RUNNING:
-        job.started_at = job.started_at or now
-    if status in TERMINAL_JOB:
-        job.finished_at = job.finished_at or now
-    if status == JobStatus.ERROR and error:
-        job.error_message = error
-    return True
 
 
 def find_job(state: QueueState, job_id: str) -> JobState | None:
@@ -202,12 +165,12 @@ def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
             status = None
     for job in targets:
         if status is not None:
-            changed |= _advance(job, status, telemetry.finished_at or now, telemetry.error_message)
+            changed |= advance(job, status, telemetry.finished_at or now, telemetry.error_message)
         written = telemetry.records_written
         if len(targets) == 1 and written is not None and written > job.records_written:
             job.records_written = written
             changed = True
-        newest = _max_str(job.last_loaded_timestamp, telemetry.last_loaded_timestamp)
+        newest = latest(job.last_loaded_timestamp, telemetry.last_loaded_timestamp)
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest
             changed = True
@@ -218,7 +181,7 @@ def fail_job(state: QueueState, job_id: str, message: str, now: str) -> bool:
     """The manager's own finding that a job failed (its launch refused, its Job deleted by
     someone else): the job ends in error with `message`, and the failure policy runs."""
     job = find_job(state, job_id)
-    changed = job is not None and _advance(job, JobStatus.ERROR, now, message)
+    changed = job is not None and advance(job, JobStatus.ERROR, now, message)
     return settle(state, changed, now)
 
 
@@ -239,116 +202,10 @@ def finish_stop(state: QueueState, now: str) -> bool:
         return False
     for job in state.jobs:
         if job.status == JobStatus.PENDING:
-            _skip(job, "skipped: queue stopped", now)
+            skip(job, "skipped: queue stopped", now)
         else:
-            _advance(job, JobStatus.STOPPED, now)
+            advance(job, JobStatus.STOPPED, now)
     state.status = QueueStatus.STOPPED
     state.finished_at = now
     state.updated_at = now
     return True
-
-
-def dependents(state: QueueState, index: int) -> set[int]:
-    """Every job that waits, directly or not, for job `index`."""
-    found: set[int] = set()
-    frontier = [index]
-    while frontier:
-        current = frontier.pop()
-        for job in state.jobs:
-            if job.index not in found and any(n.job == current for n in job.needs):
-                found.add(job.index)
-                frontier.append(job.index)
-    return found
-
-
-def _cascade_failures(state: QueueState, now: str) -> bool:
-    """A failed job skips what waits for it; under `on_failure: stop`, everything else stops too."""
-    failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
-    if not failed or closing(state.status):
-        return False
-    changed = False
-    for job in failed:
-        for index in sorted(dependents(state, job.index)):
-            dep = state.jobs[index]
-            if dep.status == JobStatus.PENDING:
-                changed |= _skip(dep, f"skipped: input {job.target}/{job.type} failed", now)
-    if state.on_failure == "stop":
-        cause = failed[0]
-        for job in state.jobs:
-            if job.status == JobStatus.PENDING:
-                changed |= _skip(job, f"skipped: queue stopped after {cause.target}/{cause.type} failed", now)
-            elif job.status in (JobStatus.LAUNCHED, JobStatus.RUNNING):
-                changed |= _advance(job, JobStatus.STOPPED, now)
-                if job.created and job.job_name not in state.cleanup:
-                    state.cleanup.append(job.job_name)
-    return changed
-
-
-def _skip(job: JobState, why: str, now: str) -> bool:
-    if not _advance(job, JobStatus.SKIPPED, now):
-        return False
-    job.error_message = why
-    job.waiting = job.wait = None
-    return True
-
-
-def settle(state: QueueState, changed: bool, now: str) -> bool:
-    changed = _cascade_failures(state, now) or changed
-    changed = _derive(state, now) or changed
-    if changed:
-        state.updated_at = now
-    return changed
-
-
-def _last_end(state: QueueState) -> str | None:
-    """When the queue's last job ended, as the jobs say (their reports' `finished_at` included);
-    a time that does not parse is not a time."""
-    ends = []
-    for job in state.jobs:
-        if job.finished_at:
-            try:
-                ends.append((clock.parse(job.finished_at), job.finished_at))
-            except ValueError:
-                continue
-    return max(ends)[1] if ends else None
-
-
-def _derive(state: QueueState, now: str) -> bool:
-    """Recompute the queue's aggregate fields; True if any changed.
-
-    Runs on every report: fields are compared first and written only when they
-    change (each model attribute write costs more than the comparison).
-    """
-    before = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
-    records = state.unattributed_records
-    newest = state.last_loaded_timestamp
-    for job in state.jobs:
-        records += job.records_written
-        newest = _max_str(newest, job.last_loaded_timestamp)
-    if records != state.records_written:
-        state.records_written = records
-    if newest != state.last_loaded_timestamp:
-        state.last_loaded_timestamp = newest
-    if not closing(state.status):
-        statuses = [j.status for j in state.jobs]
-        failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
-        settled = all(s in TERMINAL_JOB for s in statuses)
-        status = state.status
-        if failed and (state.on_failure == "stop" or settled):
-            status = QueueStatus.ERROR
-            state.error_message = "; ".join(
-                f"{j.target}/{j.type}: {j.error_message or 'failed'}" for j in failed
-            )
-        elif failed:
-            status = QueueStatus.LOADING
-        elif settled:
-            done = all(s in (JobStatus.FINISHED, JobStatus.SKIPPED) for s in statuses)
-            status = QueueStatus.FINISHED if done else QueueStatus.STOPPED
-        elif any(s != JobStatus.PENDING for s in statuses):
-            status = QueueStatus.LOADING
-        if status != state.status:
-            state.status = status
-        if status in TERMINAL_QUEUE and not state.finished_at:
-            state.finished_at = _last_end(state) or now
-    after = (state.status, state.records_written, state.last_loaded_timestamp, state.error_message)
-    return after != before

@@ -5,8 +5,6 @@ the same bad input with the same field-level message.
 """
 
 
-import datetime as dt
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -20,27 +18,22 @@ from pydantic import (
 )
 
 from shared.core import constants
+from shared.core.fields import (
+    MAX_PARAMS,
+    MAX_STRING,
+    NAME_RE,
+    Count,
+    Integer,
+    Symbol,
+    Target,
+    TimeRange,
+    TypeName,
+    check_param,
+    integer,
+    params_schema,
+)
 
 MAX_REQUESTS = 50
-MAX_PARAMS = 32
-MAX_STRING = 1024
-MAX_LIST = 100
-
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# ArangoDB's traditional collection naming: a letter first, then letters, digits, _ or -.
-COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
-# Request parameters that name ArangoDB collections and so must be valid names.
-COLLECTION_PARAMS = frozenset(
-    {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
-)
-RESERVED_PARAMS = frozenset({"target", "type", "queue_id", "job_id", "id", "depends_on"})
-
-Symbol = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True)]
-TypeName = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
-Target = Annotated[str, Field(json_schema_extra={"enum": list(constants.TARGETS)})]
-
-
 class QueueStatus(StrEnum):
     PENDING = "pending"
     LOADING = "loading"
@@ -78,68 +71,16 @@ class JobStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-def parse_time_range(value: str) -> tuple[dt.date, dt.date]:
-    """`YYYY-MM-DD:YYYY-MM-DD`, real dates, start <= end."""
-    parts = value.split(":")
-    if len(parts) != 2:
-        raise ValueError("time_range must look like YYYY-MM-DD:YYYY-MM-DD")
-    dates = []
-    for part in parts:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", part):
-            raise ValueError(f"{part!r} is not a YYYY-MM-DD date")
-        try:
-            dates.append(dt.date.fromisoformat(part))
-        except ValueError as e:
-            raise ValueError(f"{part!r} is not a real date") from e
-    start, end = dates
-    if start > end:
-        raise ValueError(f"time_range starts ({start}) after it ends ({end})")
-    return start, end
-
-
-def _check_symbol(value: str) -> str:
-    if not SYMBOL_RE.match(value):
-        raise ValueError("symbol must be 2-20 letters or digits, e.g. BTCUSDT")
-    return value
-
-
-def _check_time_range(value: str) -> str:
-    parse_time_range(value)
-    return value
-
-
-def _check_param(key: str, value: Any) -> None:
-    if not NAME_RE.match(key):
-        raise ValueError(f"parameter name {key!r} must match {NAME_RE.pattern}")
-    if key in RESERVED_PARAMS:
-        raise ValueError(f"parameter name {key!r} is reserved")
-    items = value if isinstance(value, list) else [value]
-    if isinstance(value, list) and len(value) > MAX_LIST:
-        raise ValueError(f"{key}: at most {MAX_LIST} items")
-    for item in items:
-        if isinstance(item, bool | int | float) or item is None:
-            continue
-        if not isinstance(item, str):
-            raise ValueError(f"{key}: values must be strings, numbers, booleans or lists of them")
-        if len(item) > MAX_STRING:
-            raise ValueError(f"{key}: strings are limited to {MAX_STRING} characters")
-        if key in COLLECTION_PARAMS and not COLLECTION_RE.match(item):
-            raise ValueError(
-                f"{key}: {item!r} is not a valid ArangoDB collection name "
-                "(a letter, then letters, digits, '_' or '-', at most 256)"
-            )
-
-
 class JobRequest(BaseModel):
     """One microservice run; every extra field is a parameter passed to its Job."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True, json_schema_extra=params_schema)
 
     target: Target
     type: TypeName
     id: Annotated[str, StringConstraints(pattern=NAME_RE.pattern)] | None = Field(
         default=None, description="A name other requests can list in depends_on")
-    depends_on: list[int | Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+    depends_on: list[Integer | Annotated[str, StringConstraints(max_length=64)]] | None = Field(
         default=None, max_length=MAX_REQUESTS,
         description="Requests (index or id) this one waits for, besides those inferred from its inputs")
 
@@ -156,7 +97,7 @@ class JobRequest(BaseModel):
         if len(params) > MAX_PARAMS:
             raise ValueError(f"at most {MAX_PARAMS} parameters per request")
         for key, value in params.items():
-            _check_param(key, value)
+            check_param(key, value)
         return self
 
     @property
@@ -167,14 +108,11 @@ class JobRequest(BaseModel):
 class QueueCreate(BaseModel):
     """The seed's original single-loader command."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     symbol: Symbol = Field(examples=["BTCUSDT"])
     type: TypeName = Field(description="Data acquisition method: api, ws, rest", examples=["api"])
-    time_range: str = Field(examples=["2024-01-01:2024-01-03"])
-
-    _symbol = field_validator("symbol")(_check_symbol)
-    _range = field_validator("time_range")(_check_time_range)
+    time_range: TimeRange = Field(examples=["2024-01-01:2024-01-03"])
 
 
 QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
@@ -184,10 +122,10 @@ QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
 class QueueStart(BaseModel):
     """A queue: one symbol and time range, one Job per request."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     symbol: Symbol = Field(examples=["BTCUSDT"])
-    time_range: str = Field(examples=["2024-06-01:2024-06-30"])
+    time_range: TimeRange = Field(examples=["2024-06-01:2024-06-30"])
     requests: list[JobRequest] = Field(min_length=1, max_length=MAX_REQUESTS)
     type: TypeName | None = Field(
         default=None, description="Queue-level type; the legacy form's acquisition method"
@@ -196,14 +134,12 @@ class QueueStart(BaseModel):
         default="dag", description="dag: wait for inputs; sequential: one after another; parallel: all at once")
     on_failure: Literal["stop", "continue"] = Field(
         default="stop", description="stop: a failure stops the queue; continue: independent branches finish")
-    priority: int = Field(default=5, ge=1, le=10, description="1 (lowest) to 10; first admitted when slots are short")
-    timeout_seconds: int | None = Field(
-        default=None, ge=1, le=30 * 86400, description="The whole queue's deadline; overdue queues are stopped")
+    priority: Integer = Field(default=5, ge=1, le=10,
+                              description="1 (lowest) to 10; first admitted when slots are short")
+    timeout_seconds: integer(1, 30 * 86400) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The whole queue's deadline; overdue queues are stopped")
     allow_overlap: bool = Field(
         default=False, description="Allow requests overlapping an active queue's (target, type, symbol, range)")
-
-    _symbol = field_validator("symbol")(_check_symbol)
-    _range = field_validator("time_range")(_check_time_range)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
@@ -231,24 +167,47 @@ class QueueStart(BaseModel):
 class QueueStop(BaseModel):
     """Stop a queue: its running Jobs are deleted, the rest never launch."""
 
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     reason: Annotated[str, StringConstraints(max_length=MAX_STRING)] | None = None
 
 
+# What Jobs say in telemetry `status`, mapped to job statuses.
+TELEMETRY_STATUS = {
+    "pending": JobStatus.PENDING,
+    "launched": JobStatus.LAUNCHED,
+    "started": JobStatus.RUNNING,
+    "running": JobStatus.RUNNING,
+    "loading": JobStatus.RUNNING,
+    "finished": JobStatus.FINISHED,
+    "completed": JobStatus.FINISHED,
+    "done": JobStatus.FINISHED,
+    "error": JobStatus.ERROR,
+    "failed": JobStatus.ERROR,
+    "stopped": JobStatus.STOPPED,
+    "cancelled": JobStatus.STOPPED,
+}
+
+def _any_case(words: list[str]) -> str:
+    """A JSON Schema pattern for these words in any letter case (as `.lower()` reads them)."""
+    return "^(?:" + "|".join("".join(f"[{c}{c.upper()}]" for c in w) for w in words) + ")$"
+
+
 class Telemetry(BaseModel):
     """What a Job reports on queue-control (the seed's format, plus the Job's identity)."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
     type: str = "telemetry"
     queue_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     job_id: Annotated[str, StringConstraints(max_length=128)] | None = Field(
         default=None, description="The JOB_ID env given to the Job; absent for queue-level telemetry"
     )
-    status: Annotated[str, StringConstraints(max_length=32)] | None = None
-    records_written: Annotated[int, Field(ge=0)] | None = None
+    status: Annotated[str, StringConstraints(max_length=32),
+                      Field(json_schema_extra={"pattern": _any_case(sorted(TELEMETRY_STATUS))})] | None = Field(
+        default=None, description="The job's status, in any letter case; absent for a progress-only report")
+    records_written: Count | None = None
     last_loaded_timestamp: Annotated[str, StringConstraints(max_length=64)] | None = None
     started_at: Annotated[str, StringConstraints(max_length=64)] | None = None
     finished_at: Annotated[str, StringConstraints(max_length=64)] | None = None

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import re
 
-from shared.core.models import parse_time_range
+from shared.core.fields import parse_time_range
 
 QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "USD", "TRY")
 MAX_DNS_LABEL = 63

@@ -11,7 +11,8 @@ import datetime as dt
 from typing import Any
 
 from shared.core import clock
-from shared.core.models import JobStatus, QueueState, parse_time_range
+from shared.core.fields import parse_time_range
+from shared.core.models import JobStatus, QueueState
 
 DONE = (JobStatus.FINISHED,)
 

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from shared.core import lifecycle
 from shared.core.models import JobState, JobStatus, Need, QueueState, QueueStatus, WaitReason
+from shared.core.statuses import REACHED
 
-_REACHED = {
-    "launched": (JobStatus.LAUNCHED, JobStatus.RUNNING, JobStatus.FINISHED),
-    "running": (JobStatus.RUNNING, JobStatus.FINISHED),
-    "finished": (JobStatus.FINISHED,),
-}
+_REACHED = REACHED
 
 
 def _met(need: Need, state: QueueState, admitting: set[int]) -> bool:

@@ -16,6 +16,7 @@ from shared.adapters import metrics
 from shared.adapters.state import StateStore
 from shared.core import lifecycle, lineage, scheduling
 from shared.core.errors import Conflict
+from shared.core.fields import parse_time_range
 from shared.core.models import (
     JobState,
     JobStatus,
@@ -23,7 +24,6 @@ from shared.core.models import (
     QueueState,
     QueueStatus,
     WaitReason,
-    parse_time_range,
 )
 from shared.services.leases import GLOBAL, Slots
 

@@ -157,3 +157,42 @@ def test_deeply_nested_structured_cloudevent_is_a_400(client, target, path, data
     r = client(target).post(path, content=body, headers={"content-type": "application/cloudevents+json"})
     assert r.status_code == 400, r.text
     assert "nested more than 64 levels" in r.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/queues/a%0Ab", "/queues/%0A", "/no/such%0Apath"])
+def test_a_line_break_in_the_path_gets_the_json_404(client, path):
+    r = client("all").get(path)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["status"] == "error"
+
+
+@pytest.mark.parametrize("method, path, allow", [("GET", "/queues/plan", "POST"), ("OPTIONS", "/queues/start", "POST"),
+                                                 ("PUT", "/queues", "GET, HEAD, POST")])
+def test_a_fixed_path_is_never_taken_for_a_queue_id(client, method, path, allow):
+    r = client("all").request(method, path)
+    assert r.status_code == 405 and r.headers["allow"] == allow, r.text
+
+
+@pytest.mark.parametrize("body, code", [(b"", 400), (b"[]", 400), (b"null", 400), (b'"telemetry"', 400),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": "5"}', 200),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": "-5"}', 422),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": "\xc2\xb2"}', 422),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": true}', 422),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": 5.5}', 422),
+                                        (b'{"type": "telemetry", "queue_id": "q", "records_written": 5.0}', 200)])
+def test_telemetry_takes_json_objects_and_whole_counts(client, body, code):
+    r = client("telemetry").post("/telemetry", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == code, r.text
+
+
+@pytest.mark.parametrize("dry_run", ["", "?dry_run=true"])
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_an_empty_or_long_idempotency_key_is_a_400_even_for_a_dry_run(client, historical, key, dry_run):
+    r = client("start").post(f"/queues/start{dry_run}", json=historical, headers={"Idempotency-Key": key})
+    assert r.status_code == 400 and "Idempotency-Key" in r.json()["message"]
+
+
+@pytest.mark.parametrize("symbol, code", [(" btcusdt ", 200), ("ßß", 422), ("BTC\n", 422), ("ıi", 422)])
+def test_symbols_as_the_document_describes_them(client, legacy, symbol, code):
+    r = client("start").post("/queues/start?dry_run=true", json={**legacy, "symbol": symbol})
+    assert r.status_code == code, r.text

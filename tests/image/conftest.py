@@ -23,6 +23,7 @@ from tests.servers import ROOT
 REF = ROOT / ".local" / "image" / "ref"
 KAFKA_USER, KAFKA_PASSWORD = "queue-manager", "kafka-test-secret"
 ARANGO_PASSWORD = "arango-test-secret"
+READ_TOKEN, OPERATE_TOKEN = "read-token-6c1f0e", "operate-token-93b2aa"
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +65,7 @@ def cluster(kube: Kube, kafka_tls: KafkaBroker, arango: ArangoStandIn, tmp_path:
                                   "ca.crt": kafka_tls.ca_path.read_text(),
                                   "protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"},
             "streamforge-arango": {"user": "root", "password": ARANGO_PASSWORD},
+            "queue-manager-tokens": {"read": READ_TOKEN, "operate": OPERATE_TOKEN},
         },
         config_overrides={"KAFKA_BOOTSTRAP_SERVERS": kafka_tls.bootstrap_servers, "ARANGO_URL": arango.url,
                           "JOB_NAMESPACE": kube.namespace},

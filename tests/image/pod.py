@@ -222,7 +222,13 @@ class Pod:
             last = http_call(self.url + path, "GET", timeout=60)
         raise AssertionError(f"{self.name}: {kind} {path} not 200 within {budget}s ({last}):\n{self.logs()}")
 
-    def call(self, method: str, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: Any = None, *, token: str | None = "", **kw: Any
+             ) -> tuple[int, Any]:
+        """A request with the operate token of the tokens Secret (`token=None`: with none)."""
+        if token == "":
+            token = self.cluster.secrets.get("queue-manager-tokens", {}).get("operate", "").split(",")[0]
+        if token:
+            kw["headers"] = {"Authorization": f"Bearer {token}", **(kw.get("headers") or {})}
         return http_call(self.url + path, method, body, **kw)
 
     def running(self) -> bool:

@@ -19,6 +19,7 @@ import yaml
 
 from shared.examples import load
 from tests.factories import kafka_source_event, telemetry
+from tests.image.conftest import READ_TOKEN
 from tests.image.pod import Cluster, Pod, job_env
 from tests.infra.kafka_broker import KafkaBroker
 from tests.infra.kafka_tls import make_certificates
@@ -111,8 +112,13 @@ def test_each_function_answers_its_probes_and_metrics(image: str, cluster: Clust
         assert "arango" in backends, ready  # the state every function reads
         if function in ("start", "stop"):  # they publish events and launch or delete Jobs
             assert "kafka" in backends and "kubernetes" in backends, ready
-        code, metrics = pod.call("GET", "/metrics")
+        code, metrics = pod.call("GET", "/metrics", token=READ_TOKEN)
         assert code == 200 and "queue_manager_" in metrics
+        code, refused = pod.call("GET", "/metrics", token=None)  # the manifests turn tokens on
+        assert code == 401 and refused["status"] == "error", refused
+        if function == "stop":
+            code, refused = pod.call("POST", "/queues/nope/stop", token=READ_TOKEN)
+            assert code == 403, refused
         assert pod.inspect("{{.Config.User}}") == "65532:65532"
         assert pod.inspect("{{.HostConfig.ReadonlyRootfs}}") == "true"
 

@@ -115,3 +115,75 @@ def test_a_report_says_what_it_changed(historical):
     # on_failure stop: the loader ends in error, every other unfinished job is skipped
     assert failed.ended == failed.moved and loader.id in failed.ended
     assert set(failed.moved) == {j.id for j in state.jobs}
+
+
+def _pipeline(payload):
+    from shared.core import lineage
+    command = QueueStart.parse(payload)
+    return lifecycle.new_queue(queue_id="q-1", command=command, now=NOW, needs=lineage.plan(command))
+
+
+def _report(state, index, status, **kw):
+    lifecycle.apply_telemetry(state, _t(job_id=state.jobs[index].id, status=status, **kw), NOW)
+
+
+def test_a_late_failure_does_not_skip_what_waits_for_a_job_already_launched(historical):
+    """Loader 0 fails after its connector finished and the graph builder launched: the trainer
+    waits for the graph builder, which may still finish, so it is not skipped."""
+    state = _pipeline({**historical, "on_failure": "continue"})
+    assert state.jobs[5].needs and state.jobs[4].needs
+    for index in (0, 1):
+        _report(state, index, "running")
+    for index in (1, 2, 3):
+        _report(state, index, "finished")
+    _report(state, 4, "launched")
+    _report(state, 0, "error", error_message="exchange down")
+    assert state.jobs[5].status == JobStatus.PENDING, state.jobs[5].error_message
+    _report(state, 4, "finished")
+    assert state.status == QueueStatus.LOADING and state.jobs[5].status == JobStatus.PENDING
+
+
+def test_an_early_failure_skips_everything_downstream(historical):
+    state = _pipeline({**historical, "on_failure": "continue"})
+    _report(state, 0, "error", error_message="exchange down")
+    assert [j.status for j in state.jobs][2:] == [JobStatus.SKIPPED, JobStatus.PENDING, JobStatus.SKIPPED,
+                                                   JobStatus.SKIPPED]
+
+
+def test_load_times_are_compared_as_times():
+    from shared.core.statuses import latest
+    assert latest("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5Z") == "2024-01-01T00:00:00.5Z"
+    assert latest("2024-01-01T00:00:00.5Z", "2024-01-01T00:00:00Z") == "2024-01-01T00:00:00.5Z"
+    assert latest("2024-01-01T01:00:00+02:00", "2024-01-01T00:00:00Z") == "2024-01-01T00:00:00Z"
+    assert latest("not a time", "2024-01-01T00:00:00Z") == latest("2024-01-01T00:00:00Z", "not a time") \
+        == "2024-01-01T00:00:00Z"
+    assert latest(None, "x") == latest("x", None) == "x"
+
+
+def test_a_job_waiting_for_one_that_ended_short_of_its_need_is_skipped():
+    """The connector stops after its loader failed: the graph builder waiting for the
+    connector to finish can never launch, so it is skipped and the queue ends."""
+    from shared.core.models import Need
+    command = QueueStart.parse({"symbol": "BTCUSDT", "time_range": "2024-06-01:2024-06-02", "on_failure": "continue",
+                                "requests": [{"target": "loader-producer", "type": "api_trades"},
+                                             {"target": "arango-connector", "type": "api_trades"},
+                                             {"target": "graph-builder", "type": "g1"}]})
+    needs = [[], [Need(job=0, until="launched", reason="co")], [Need(job=1, until="finished", reason="ds")]]
+    state = lifecycle.new_queue(queue_id="q-1", command=command, now=NOW, needs=needs)
+    for index, status in ((0, "running"), (1, "running"), (0, "error"), (1, "stopped")):
+        _report(state, index, status)
+    assert state.jobs[2].status == JobStatus.SKIPPED
+    assert state.jobs[2].error_message == "skipped: input arango-connector/api_trades stopped"
+    assert state.status == QueueStatus.ERROR
+
+
+def test_load_time_comparison_is_the_same_in_any_order():
+    from shared.core.statuses import latest
+    stamps = ["ZZZZ-ZZ-ZZTZZ:ZZ:ZZZ", "2024-06-02T00:00:00Z", "2024-06-01T00:00:00.5Z", "2024-06-01T00:00:00Z"]
+    results = set()
+    for order in itertools.permutations(stamps):
+        newest = None
+        for stamp in order:
+            newest = latest(newest, stamp)
+        results.add(newest)
+    assert results == {"2024-06-02T00:00:00Z"}

@@ -54,7 +54,7 @@ def _start_through_swagger(driver, url: str) -> dict:
     from selenium.webdriver.support.ui import Select
 
     driver.get(url + "/docs")
-    op = _wait(driver, lambda d: d.find_elements(By.ID, "operations-queues-post_queues_start"),
+    op = _wait(driver, lambda d: d.find_elements(By.ID, "operations-queues-startQueue"),
                "Swagger UI did not render POST /queues/start")[0]
     op.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
     _wait(driver, lambda d: op.find_elements(By.CSS_SELECTOR, ".try-out__btn"), "no Try it out button")[0].click()
@@ -139,3 +139,30 @@ def test_docs_start_then_dashboard_follows_it_live(browser, server):
     assert browser.find_element(By.ID, "action-result").text == "Queue stopped"
     assert server.call("GET", f"/queues/{other_id}")[1]["data"]["status"] == "stopped"
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_with_tokens_the_dashboard_asks_for_one_and_uses_it(browser, tmp_path):
+    """Tokens on: without one the list says why; with the operate token the queue is listed,
+    followed (polled: EventSource sends no header) and stopped."""
+    from selenium.webdriver.common.by import By
+
+    env = base_env(tmp_path / "state", QM_READ_TOKENS="ui-read", QM_OPERATE_TOKENS="ui-operate")
+    with FunctionServer("all", env, tmp_path) as server:
+        seed = json.loads((ROOT / "shared" / "examples" / "historical.json").read_text())
+        code, body = server.call("POST", "/queues/start", seed, headers={"Authorization": "Bearer ui-operate"})
+        assert code == 200, body
+        queue_id = body["data"]["queue_id"]
+        browser.get(server.url + "/ui")
+        _wait(browser, lambda d: "bearer token" in d.find_element(By.ID, "list-state").text,
+              "the list did not say a token is needed")
+        browser.find_element(By.ID, "token").send_keys("ui-operate")
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        row = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'button[data-queue-id="{queue_id}"]'),
+                    "the queue is not listed with the token")[0]
+        row.click()
+        _wait(browser, lambda d: d.find_element(By.ID, "live-state").text == "Live (polling)", "no polling")
+        browser.find_element(By.ID, "stop").click()
+        _wait(browser, lambda d: d.find_element(By.ID, "q-status").text == "stopped", "stop did not show")
+        headers = {"Authorization": "Bearer ui-read"}
+        assert server.call("GET", f"/queues/{queue_id}", headers=headers)[1]["data"]["status"] == "stopped"
+        assert "ui-operate" not in (tmp_path / f"all-{server.port}.log").read_text()

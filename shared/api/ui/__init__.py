@@ -91,9 +91,9 @@ async def ui_config(request: Request, params: web.Params) -> Response:
 
 
 ROUTES = [
-    web.route("GET", "/docs", docs_page),
-    web.route("GET", "/docs/static/{name}", docs_asset),
-    web.route("GET", "/ui", dashboard),
-    web.route("GET", "/ui/config.json", ui_config),
-    web.route("GET", "/ui/static/{name}", ui_asset),
+    web.route("GET", "/docs", docs_page, role=web.OPEN),
+    web.route("GET", "/docs/static/{name}", docs_asset, role=web.OPEN),
+    web.route("GET", "/ui", dashboard, role=web.OPEN),
+    web.route("GET", "/ui/config.json", ui_config, role=web.OPEN),
+    web.route("GET", "/ui/static/{name}", ui_asset, role=web.OPEN),
 ]

@@ -43,8 +43,13 @@ function announce(text) {
   while ($("announcer").childElementCount > 5) $("announcer").firstElementChild.remove();
 }
 
+// A bearer token, when the server has tokens configured: kept for this tab only.
+const TOKEN_KEY = "streamforge.token";
+const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+
 async function call(method, url, body) {
   const init = { method, headers: { accept: "application/json" } };
+  if (token()) init.headers.authorization = `Bearer ${token()}`;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -129,8 +134,35 @@ function select(queueId, byUser) {
   connect();
 }
 
+// EventSource sends no Authorization header: with a token, the queue is polled instead.
+const POLL_MS = 2000;
+
+function poll() {
+  const queueId = state.selected;
+  const current = () => state.selected === queueId && state.source?.poller === tick;
+  setLive("connecting", "Connecting…");
+  const tick = async () => {
+    if (!current()) return;
+    try {
+      const payload = await call("GET", `${state.cfg.status}/queues/${encodeURIComponent(queueId)}`);
+      if (!current()) return;  // another queue was chosen while this one was on its way
+      renderQueue(payload.data);
+      if (TERMINAL.has(payload.data.status)) { setLive("ended", `Ended (${payload.data.status})`); return; }
+      setLive("live", "Live (polling)");
+    } catch (error) {
+      if (!current()) return;
+      setLive("down", error.message);
+      if (/unknown queue|not found|token/i.test(error.message)) return;  // asking again changes nothing
+    }
+    setTimeout(tick, POLL_MS);
+  };
+  state.source = { poller: tick, close() { this.poller = null; } };
+  tick();
+}
+
 function connect() {
   if (state.source) state.source.close();
+  if (token()) { poll(); return; }
   const source = new EventSource(`${state.cfg.status}/queues/${encodeURIComponent(state.selected)}/watch`);
   state.source = source;
   setLive("connecting", "Connecting…");
@@ -318,6 +350,14 @@ async function main() {
   $("refresh").addEventListener("click", refreshList);
   $("stop").addEventListener("click", stopQueue);
   $("retry").addEventListener("click", retryQueue);
+  $("token").value = token();
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    announce($("token").value.trim() ? "Token set for this tab" : "Token cleared");
+    refreshList();
+    if (state.selected) connect();
+  });
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("queue");
   await refreshList();
   if (fromHash) select(fromHash, false);
