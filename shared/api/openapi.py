@@ -15,10 +15,9 @@ from pydantic import BaseModel
 
 from shared import examples
 from shared.api import public
-from shared.api.operations import operations, ref, reply, secured
+from shared.api.operations import Envelope, operations, ref, reply, secured
 from shared.core import constants
 from shared.core.models import (
-    Envelope,
     JobState,
     QueueCreate,
     QueueStart,

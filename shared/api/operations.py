@@ -7,7 +7,9 @@ Links (start → get → watch → stop → retry) let a client, or a stateful f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api import query
 from shared.core import constants
@@ -24,6 +26,17 @@ _WHY = {
     "422": "Invalid field(s); `errors` names each",
     "503": "A backend (state store, cluster, Kafka) is down; retry (Retry-After)",
 }
+
+
+class Envelope(BaseModel):
+    """Every response: the seed's {status, message, data}, and `errors` naming each bad field."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    status: Literal["success", "error"] = Field(examples=["success"])
+    message: str
+    data: Any = None
+    errors: list[dict[str, Any]] | None = None
 
 
 def ref(name: str) -> dict[str, str]:

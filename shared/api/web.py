@@ -23,12 +23,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from shared.adapters import events, metrics
+from shared.api import access
+from shared.api.access import DELIVERY as DELIVERY
+from shared.api.access import OPEN as OPEN
 from shared.core import clock
 from shared.core.config import OPERATE, READ
 from shared.core.errors import (
     BackendUnavailable,
     ClientError,
-    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -81,12 +83,6 @@ class Route(routing.Route):
         # `{name}` parameters are strings: their convertor is the identity, and is skipped
         self.literal = not self.param_convertors  # a fixed path: it shadows templates it matches
         self.plain = all(isinstance(c, convertors.StringConvertor) for c in self.param_convertors.values())
-
-
-OPEN, DELIVERY = None, "delivery"
-"""Roles a route may need besides READ and OPERATE: none (probes, pages, the document), or none
-because Knative delivers it (CloudEvents at `/`, telemetry, the sweep): sources and Triggers
-send no bearer token, so those routes are kept inside the cluster instead (README, "Access")."""
 
 
 def route(method: str, template: str, handler: Handler, *, role: str | None = "") -> Route:
@@ -255,40 +251,14 @@ def _match(routes: list[Route], method: str, path: str) -> tuple[Route, Params]:
     raise NotFound(f"no route for {method} {path}")
 
 
-def _is_cloudevent(request: Request) -> bool:
-    """What Knative delivers: a binary-mode CloudEvent (`ce-specversion`) or a structured one."""
-    for k, v in request.scope["headers"]:
-        if k == b"ce-specversion" or (k == b"content-type" and v.lower().startswith(b"application/cloudevents")):
-            return True
-    return False
-
-
-def _authorize(request: Request, role: str) -> None:
-    auth = _runtime().settings.auth
-    if not auth.enabled:
-        return
-    header = next((v for k, v in request.scope["headers"] if k == b"authorization"), b"")
-    scheme, _, token = header.partition(b" ")
-    if scheme.lower() != b"bearer" or not token.strip():
-        raise Unauthorized("a bearer token is required: Authorization: Bearer <token>")
-    granted = auth.role(token.strip())  # the bytes as sent: a UTF-8 token matches its env value
-    if granted is None:
-        raise Unauthorized("the bearer token is not valid here")
-    if role == OPERATE and granted != OPERATE:
-        raise Forbidden("this token may read; starting, stopping and retrying need an operate token")
-
-
 async def serve(request: Request, *, function: str, routes: list[Route]) -> Response:
     started = time.perf_counter()
     metrics.observe_first_request(function)
     path = request.scope["path"].rstrip("/") or "/"
     try:
         found, params = _match(routes, request.method, path)
-        if found.role == DELIVERY:
-            if not _is_cloudevent(request):  # plain JSON at a delivery route is a user's call
-                _authorize(request, OPERATE)
-        elif found.role is not OPEN:
-            _authorize(request, found.role)
+        if found.role is not OPEN:
+            access.check(request, _runtime().settings.auth, found.role)
         response = await found.handler(request, params)
     except ClientDisconnect:
         # the client hung up while sending: nothing to answer, and not the function's fault

@@ -118,6 +118,11 @@ def params_schema(schema: dict[str, Any]) -> None:
             "anyOf": [name, {"type": "array", "maxItems": MAX_LIST, "items": name}]}
 
 
+def any_case(words: list[str]) -> str:
+    """A JSON Schema pattern for these words in any letter case (as `.lower()` reads them)."""
+    return "^(?:" + "|".join("".join(f"[{c}{c.upper()}]" for c in w) for w in words) + ")$"
+
+
 def check_param(key: str, value: Any) -> None:
     if not NAME_RE.fullmatch(key):
         raise ValueError(f"parameter name {key!r} must match {NAME_RE.pattern}")

@@ -28,12 +28,15 @@ from shared.core.fields import (
     Target,
     TimeRange,
     TypeName,
+    any_case,
     check_param,
     integer,
     params_schema,
 )
 
 MAX_REQUESTS = 50
+
+
 class QueueStatus(StrEnum):
     PENDING = "pending"
     LOADING = "loading"
@@ -189,11 +192,6 @@ TELEMETRY_STATUS = {
     "cancelled": JobStatus.STOPPED,
 }
 
-def _any_case(words: list[str]) -> str:
-    """A JSON Schema pattern for these words in any letter case (as `.lower()` reads them)."""
-    return "^(?:" + "|".join("".join(f"[{c}{c.upper()}]" for c in w) for w in words) + ")$"
-
-
 class Telemetry(BaseModel):
     """What a Job reports on queue-control (the seed's format, plus the Job's identity)."""
 
@@ -205,7 +203,7 @@ class Telemetry(BaseModel):
         default=None, description="The JOB_ID env given to the Job; absent for queue-level telemetry"
     )
     status: Annotated[str, StringConstraints(max_length=32),
-                      Field(json_schema_extra={"pattern": _any_case(sorted(TELEMETRY_STATUS))})] | None = Field(
+                      Field(json_schema_extra={"pattern": any_case(sorted(TELEMETRY_STATUS))})] | None = Field(
         default=None, description="The job's status, in any letter case; absent for a progress-only report")
     records_written: Count | None = None
     last_loaded_timestamp: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -296,14 +294,3 @@ class QueueState(BaseModel):
     outbox: list[dict[str, Any]] = Field(
         default=[], description="Events written with the state, not yet published"
     )
-
-
-class Envelope(BaseModel):
-    """Every response: the seed's {status, message, data}."""
-
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
-    status: str = Field(examples=["success"])
-    message: str
-    data: Any = None
-    errors: list[dict[str, Any]] | None = None
