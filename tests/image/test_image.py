@@ -19,7 +19,7 @@ import yaml
 
 from shared.examples import load
 from tests.factories import kafka_source_event, telemetry
-from tests.image.conftest import READ_TOKEN
+from tests.image.conftest import OPERATE_TOKEN, READ_TOKEN
 from tests.image.pod import Cluster, Pod, job_env
 from tests.infra.kafka_broker import KafkaBroker
 from tests.infra.kafka_tls import make_certificates
@@ -202,7 +202,7 @@ def test_all_in_one_writes_nothing_outside_its_writable_paths(image: str, cluste
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(image: str, cluster: Cluster) -> None:
     with pods(image, cluster, ("start", {}), ("status", {})) as (start, status):
-        held = HeldStart(start.port, "held-over-sigterm")
+        held = HeldStart(start.port, "held-over-sigterm", token=OPERATE_TOKEN)
         start.signal("TERM")
         wait_refused(start.port)
         code, body = held.finish()

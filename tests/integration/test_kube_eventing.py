@@ -29,7 +29,7 @@ CORE = {
     "rbac-cluster.yaml": ["ClusterRole", "ClusterRoleBinding"],
     "config.yaml": ["ConfigMap"],
     "namespace.yaml": ["Namespace"],
-    "secrets.example.yaml": ["Secret", "Secret"],
+    "secrets.example.yaml": ["Secret", "Secret", "Secret"],
 }
 
 

@@ -30,11 +30,12 @@ PAYLOAD = {**load("historical"), "allow_overlap": True}  # many queues for one r
 class HeldStart:
     """POST /queues/start, accepted and in the handler, its body not sent yet."""
 
-    def __init__(self, port: int, key: str) -> None:
+    def __init__(self, port: int, key: str, token: str | None = None) -> None:
         self.body = json.dumps(PAYLOAD).encode()
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.sock.sendall((f"POST /queues/start HTTP/1.1\r\nHost: qm\r\nContent-Type: application/json\r\n"
-                           f"Idempotency-Key: {key}\r\nExpect: 100-continue\r\n"
+                           f"Idempotency-Key: {key}\r\nExpect: 100-continue\r\n{auth}"
                            f"Content-Length: {len(self.body)}\r\n\r\n").encode())
         interim = b""
         while not interim.endswith(b"\r\n\r\n"):
