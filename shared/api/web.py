@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from shared.adapters import events, metrics
-from shared.api import access
+from shared.api import access, body
 from shared.api.access import DELIVERY as DELIVERY
 from shared.api.access import OPEN as OPEN
 from shared.core import clock
@@ -119,66 +119,12 @@ async def blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
 
 
-_BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
-# A client that sends an oversized body without waiting for `100 Continue` (Python's urllib,
-# most HTTP libraries) only reads the 413 if the body it is still sending is read: closing on
-# unread data resets the connection. Up to this much (16 times the limit, at least 16 MiB, at
-# most 64 MiB) is read and dropped for the 413's sake, for at most DRAIN_SECONDS; past either,
-# the connection is reset as before.
-DRAIN_SECONDS = 10.0
-
-
-def _drain_budget(limit: int) -> int:
-    return min(64 << 20, max(16 * limit, 16 << 20))
-
-
-async def _drain(chunks: Any, budget: int) -> None:
-    with anyio.move_on_after(DRAIN_SECONDS):
-        try:
-            async for chunk in chunks:
-                budget -= len(chunk)
-                if budget < 0:
-                    return
-        except ClientDisconnect:  # it gave up sending: nobody reads the 413 either
-            return
-
-
-def _waits_for_continue(request: Request) -> bool:
-    """With `Expect: 100-continue` the client waits: reading would only ask for the body."""
-    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in request.scope["headers"])
-
-
 async def read_body(request: Request) -> bytes:
-    cached: bytes | None = request.scope.get(_BODY)
-    if cached is not None:  # read before, by the all-in-one router
-        return cached
-    limit = _runtime().settings.max_body_bytes
-    declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
-    if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
-        if int(declared) > limit:
-            if not _waits_for_continue(request) and int(declared) <= _drain_budget(limit):
-                await _drain(request.stream(), _drain_budget(limit))
-            raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
-        body = await request.body()  # the server enforces the declared length
-    else:
-        chunks, size = [], 0
-        stream = request.stream()
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                if not _waits_for_continue(request):
-                    await _drain(stream, _drain_budget(limit) - size)
-                raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    request.scope[_BODY] = body
-    return body
+    return await body.read(request, _runtime().settings.max_body_bytes)
 
 
 async def read_inbound(request: Request) -> events.Inbound:
-    # ASGI servers hand header names over lower-cased: one pass, no re-parsing.
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    return events.decode(headers, await read_body(request), lowered=True)
+    return await body.read_inbound(request, _runtime().settings.max_body_bytes)
 
 
 def validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -274,6 +220,8 @@ async def serve(request: Request, *, function: str, routes: list[Route]) -> Resp
             response.headers["Allow"] = ", ".join(e.allow)
         elif isinstance(e, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="streamforge-queue-manager"'
+        if not isinstance(e, PayloadTooLarge):  # refused before its body was read (a 401, a 405)?
+            await body.unread(request, _runtime().settings.max_body_bytes)
     except BackendUnavailable as e:
         metrics.ERRORS.labels(function, "backend").inc()
         log.warning("%s: %s", function, e.message)

@@ -80,3 +80,17 @@ def test_a_client_that_hangs_up_while_sending_is_no_internal_error(server: Funct
                                                         "time_range": "2024-01-02:2024-01-03"})
     assert code == 200, body  # still serving
     assert internal_errors() == before
+
+
+@pytest.mark.parametrize("size", [300_000, BIG])
+def test_a_client_without_a_token_that_sends_at_once_reads_the_401(tmp_path, size: int) -> None:
+    """Tokens on: refused before its body is read, a client that sends at once still reads the
+    401 (the body is read and dropped, as for the 413), not a reset."""
+    env = base_env(tmp_path / "state", QM_OPERATE_TOKENS="body-operate")
+    with FunctionServer("all", env, tmp_path) as srv:
+        req = urllib.request.Request(srv.url + "/queues/start", data=b"x" * size, method="POST",
+                                     headers={"content-type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(req, timeout=60)
+        assert caught.value.code == 401
+        assert "bearer token" in json.loads(caught.value.read())["message"]
