@@ -24,8 +24,8 @@ def _drain_budget(limit: int) -> int:
     return min(64 << 20, max(16 * limit, 16 << 20))
 
 
-async def _drain(chunks: Any, budget: int) -> None:
-    with anyio.move_on_after(DRAIN_SECONDS):
+async def _drain(chunks: Any, budget: int, seconds: float = DRAIN_SECONDS) -> None:
+    with anyio.move_on_after(seconds):
         try:
             async for chunk in chunks:
                 budget -= len(chunk)
@@ -35,12 +35,23 @@ async def _drain(chunks: Any, budget: int) -> None:
             return
 
 
+UNREAD_SECONDS = 2.0
+
+
 async def unread(request: Request, limit: int) -> None:
-    """Drop a body nobody read, within the drain's bounds, so a client still sending reads the answer."""
+    """Drop a body nobody read (the request was refused first), so a client still sending reads
+    the answer: only a body that is declared, within the drain's budget, for UNREAD_SECONDS."""
     if _BODY in request.scope or _waits_for_continue(request):
         return
+    headers = dict(request.scope["headers"])
+    declared = headers.get(b"content-length", b"").decode("latin-1")
+    if declared.isascii() and declared.isdigit() and len(declared) <= 18:
+        if not 0 < int(declared) <= _drain_budget(limit):
+            return
+    elif b"transfer-encoding" not in headers:
+        return
     with contextlib.suppress(RuntimeError):  # the stream was already taken
-        await _drain(request.stream(), _drain_budget(limit))
+        await _drain(request.stream(), _drain_budget(limit), UNREAD_SECONDS)
 
 
 def _waits_for_continue(request: Request) -> bool:

@@ -88,7 +88,8 @@ def integer(ge: int, le: int) -> Any:
     int, before the validator wraps it: after it, JSON Schema would get pydantic's `ge`/`le`)."""
     return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole_number)]
 
-COUNT_TEXT = re.compile(r"^[0-9]{1,18}$")
+COUNT_TEXT = re.compile(r"^[0-9]{1,15}$")
+MAX_COUNT = 2**53 - 1  # what any JSON reader keeps exactly
 
 
 def _count(value: Any) -> Any:
@@ -97,8 +98,9 @@ def _count(value: Any) -> Any:
     return _whole_number(value)
 
 
-Count = Annotated[int, BeforeValidator(_count), Field(ge=0), WithJsonSchema(
-    {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": COUNT_TEXT.pattern}]})]
+Count = Annotated[int, BeforeValidator(_count), Field(ge=0, le=MAX_COUNT), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+               {"type": "string", "pattern": COUNT_TEXT.pattern}]})]
 """A count a Job reports: a JSON integer, or its ASCII digits as a string (some producers quote
 numbers); never a bool, a fraction or a negative."""
 

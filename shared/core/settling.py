@@ -8,12 +8,23 @@ from shared.core.models import JobState, JobStatus, QueueState, QueueStatus
 from shared.core.statuses import REACHED, TERMINAL_JOB, TERMINAL_QUEUE, advance, closing, latest
 
 
+def dependents(state: QueueState, index: int) -> set[int]:
+    """Every job that waits, directly or not, for job `index`."""
+    found: set[int] = set()
+    frontier = [index]
+    while frontier:
+        current = frontier.pop()
+        for job in state.jobs:
+            if job.index not in found and any(n.job == current for n in job.needs):
+                found.add(job.index)
+                frontier.append(job.index)
+    return found
+
+
 def _unmeetable(state: QueueState, now: str) -> bool:
     """Skip every pending job with a need that can no longer be met: the job it waits for has
-    ended without reaching the status needed (failed, stopped, or skipped itself), repeated
-    until nothing more is skipped. A job that launched before a failure behind it got what it
-    needed, so what waits for that job waits on; the fate of each pending job follows from the
-    statuses of the jobs it waits for, whatever order their reports came in."""
+    ended without reaching the status needed (stopped, or skipped itself), repeated until
+    nothing more is skipped, so no queue waits for ever on an input that is gone."""
     changed, moved = False, True
     while moved:
         moved = False
@@ -30,13 +41,23 @@ def _unmeetable(state: QueueState, now: str) -> bool:
     return changed
 
 
+_SHORT = frozenset({JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
+
+
 def _cascade_failures(state: QueueState, now: str) -> bool:
-    """Nothing waits for a need that cannot be met; under `on_failure: stop`, a failure stops
-    everything else too."""
-    if closing(state.status):
+    """A failed job skips what waits for it, directly or not, even behind a job that already
+    ran (its output was made from what the failed one gave); what waits for an input that ended
+    short is skipped; under `on_failure: stop`, a failure stops everything else too."""
+    if closing(state.status) or not any(j.status in _SHORT for j in state.jobs):
         return False
-    changed = _unmeetable(state, now)
+    changed = False
     failed = [j for j in state.jobs if j.status == JobStatus.ERROR]
+    for job in failed:
+        for index in sorted(dependents(state, job.index)):
+            dep = state.jobs[index]
+            if dep.status == JobStatus.PENDING:
+                changed |= skip(dep, f"skipped: input {job.target}/{job.type} failed", now)
+    changed = _unmeetable(state, now) or changed
     if failed and state.on_failure == "stop":
         cause = failed[0]
         for job in state.jobs:

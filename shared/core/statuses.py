@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import functools
 
 from shared.core import clock
 from shared.core.models import JobState, JobStatus, QueueStatus
@@ -16,8 +16,6 @@ REACHED = {
     "finished": (JobStatus.FINISHED,),
 }
 """The statuses that satisfy a need's `until`."""
-# UTC stamps of one shape compare as text; any other pair is compared as times.
-_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z")
 
 
 def closing(status: QueueStatus) -> bool:
@@ -45,6 +43,7 @@ def advance(job: JobState, status: JobStatus, now: str, error: str | None = None
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # a job's load time repeats in every report until it moves
 def _order(stamp: str) -> tuple[int, object, str]:
     try:
         return 1, clock.parse(stamp), stamp
@@ -54,11 +53,10 @@ def _order(stamp: str) -> tuple[int, object, str]:
 
 def latest(a: str | None, b: str | None) -> str | None:
     """The later of two load times, as times: `…T00:00:00.5Z` is after `…T00:00:00Z`, though
-    not as text. Two UTC stamps of one shape (same length) compare as text, unparsed."""
+    not as text; a stamp that is no time ranks below every time (one total order, so the
+    result is the same in any order of reports)."""
     if a is None or a == b:
         return b
     if b is None:
         return a
-    if len(a) == len(b) and _CANONICAL.fullmatch(a) and _CANONICAL.fullmatch(b):
-        return max(a, b)
     return max(a, b, key=_order)

@@ -133,3 +133,10 @@ def test_tokens_never_reach_the_log_or_a_repr(tokens, client, caplog):
     settings = runtime.get().settings
     assert OPERATE not in repr(settings) and READ not in repr(settings)
     assert OPERATE not in caplog.text and READ not in caplog.text
+
+
+@pytest.mark.parametrize("ctype", ["application/cloudevents-batch+json", "Application/CloudEvents+JSON"])
+def test_only_what_the_decoder_reads_as_a_cloudevent_passes_without_a_token(tokens, client, historical, ctype):
+    r = client("all").post("/", json=historical, headers={"content-type": ctype})
+    assert r.status_code == 401, r.text
+    assert client("status").get("/queues", headers=bearer(READ)).json()["data"] == []

@@ -94,3 +94,16 @@ def test_a_client_without_a_token_that_sends_at_once_reads_the_401(tmp_path, siz
             urllib.request.urlopen(req, timeout=60)
         assert caught.value.code == 401
         assert "bearer token" in json.loads(caught.value.read())["message"]
+
+
+def test_a_refused_request_declaring_a_body_it_never_sends_is_answered_at_once(tmp_path) -> None:
+    """A length past the drain's budget, or a GET that declares a body and sends none: the 401
+    comes without waiting for bytes that never come (the socket's 5 s would run out first)."""
+    env = base_env(tmp_path / "state", QM_READ_TOKENS="body-read")
+    with FunctionServer("all", env, tmp_path) as srv:
+        for length in (10**12, 10**6):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+                sock.sendall(f"GET /queues HTTP/1.1\r\nHost: qm\r\nContent-Length: {length}\r\n\r\n".encode()
+                             + (b"x" * 1000 if length == 10**6 else b""))
+                head = sock.recv(4096)
+            assert head.startswith(b"HTTP/1.1 401 "), (length, head)

@@ -128,9 +128,10 @@ def _report(state, index, status, **kw):
     lifecycle.apply_telemetry(state, _t(job_id=state.jobs[index].id, status=status, **kw), NOW)
 
 
-def test_a_late_failure_does_not_skip_what_waits_for_a_job_already_launched(historical):
-    """Loader 0 fails after its connector finished and the graph builder launched: the trainer
-    waits for the graph builder, which may still finish, so it is not skipped."""
+def test_a_late_failure_skips_what_waits_downstream_even_behind_a_job_that_ran(historical):
+    """Loader 0 fails after its connector finished and the graph builder launched: the graph
+    was built from incomplete candles, so the trainer waiting for it is skipped (and a retry
+    runs it again) whichever arrived first."""
     state = _pipeline({**historical, "on_failure": "continue"})
     assert state.jobs[5].needs and state.jobs[4].needs
     for index in (0, 1):
@@ -139,9 +140,10 @@ def test_a_late_failure_does_not_skip_what_waits_for_a_job_already_launched(hist
         _report(state, index, "finished")
     _report(state, 4, "launched")
     _report(state, 0, "error", error_message="exchange down")
-    assert state.jobs[5].status == JobStatus.PENDING, state.jobs[5].error_message
+    assert state.jobs[5].status == JobStatus.SKIPPED
+    assert state.jobs[5].error_message == "skipped: input loader-producer/api_candles_5m failed"
     _report(state, 4, "finished")
-    assert state.status == QueueStatus.LOADING and state.jobs[5].status == JobStatus.PENDING
+    assert state.status == QueueStatus.ERROR
 
 
 def test_an_early_failure_skips_everything_downstream(historical):
@@ -162,8 +164,8 @@ def test_load_times_are_compared_as_times():
 
 
 def test_a_job_waiting_for_one_that_ended_short_of_its_need_is_skipped():
-    """The connector stops after its loader failed: the graph builder waiting for the
-    connector to finish can never launch, so it is skipped and the queue ends."""
+    """The connector stops (cancelled) while its loader runs on: the graph builder waiting for
+    the connector to finish can never launch, so it is skipped, and the queue ends."""
     from shared.core.models import Need
     command = QueueStart.parse({"symbol": "BTCUSDT", "time_range": "2024-06-01:2024-06-02", "on_failure": "continue",
                                 "requests": [{"target": "loader-producer", "type": "api_trades"},
@@ -171,11 +173,11 @@ def test_a_job_waiting_for_one_that_ended_short_of_its_need_is_skipped():
                                              {"target": "graph-builder", "type": "g1"}]})
     needs = [[], [Need(job=0, until="launched", reason="co")], [Need(job=1, until="finished", reason="ds")]]
     state = lifecycle.new_queue(queue_id="q-1", command=command, now=NOW, needs=needs)
-    for index, status in ((0, "running"), (1, "running"), (0, "error"), (1, "stopped")):
+    for index, status in ((0, "running"), (1, "running"), (1, "cancelled"), (0, "finished")):
         _report(state, index, status)
     assert state.jobs[2].status == JobStatus.SKIPPED
     assert state.jobs[2].error_message == "skipped: input arango-connector/api_trades stopped"
-    assert state.status == QueueStatus.ERROR
+    assert state.status == QueueStatus.STOPPED
 
 
 def test_load_time_comparison_is_the_same_in_any_order():
