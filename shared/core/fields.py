@@ -28,6 +28,8 @@ COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
 COLLECTION_PARAMS = frozenset(
     {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
 )
+QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
+"""Queue-level options the legacy single-loader form accepts too."""
 RESERVED_PARAMS = frozenset({"target", "type", "queue_id", "job_id", "id", "depends_on"})
 
 # A real calendar date, years 0001-9999 (Python's range), leap years included.

@@ -22,6 +22,7 @@ from shared.core.fields import (
     MAX_PARAMS,
     MAX_STRING,
     NAME_RE,
+    QUEUE_OPTIONS,
     Count,
     Integer,
     Symbol,
@@ -108,18 +109,20 @@ class JobRequest(BaseModel):
         return dict(self.model_extra or {})
 
 
+def _with_queue_options(schema: dict[str, Any]) -> None:
+    """The legacy form also takes the queue options (`QueueStart.parse`): the document says so."""
+    options = QueueStart.model_json_schema()["properties"]
+    schema["properties"].update({k: options[k] for k in QUEUE_OPTIONS})
+
+
 class QueueCreate(BaseModel):
     """The seed's original single-loader command."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True, json_schema_extra=_with_queue_options)
 
     symbol: Symbol = Field(examples=["BTCUSDT"])
     type: TypeName = Field(description="Data acquisition method: api, ws, rest", examples=["api"])
     time_range: TimeRange = Field(examples=["2024-01-01:2024-01-03"])
-
-
-QUEUE_OPTIONS = ("priority", "timeout_seconds", "allow_overlap", "on_failure")
-"""Queue-level options the legacy single-loader form accepts too."""
 
 
 class QueueStart(BaseModel):

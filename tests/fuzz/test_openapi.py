@@ -48,12 +48,15 @@ def _schemathesis(url: str, report_dir: Path, *extra: str, examples: int = EXAMP
     run = subprocess.run(
         [ST, "--config-file", str(HERE / "schemathesis.toml"), "run", f"{url}/openapi.json", "--checks", "all",
          "--seed", str(SEED), "--max-examples", str(examples), "--workers", "1", "--report", "json",
-         "--report-dir", str(report_dir), *extra],
+         "--report-dir", str(report_dir), "--output-truncate=true", *extra],
         capture_output=True, text=True, timeout=1800, cwd=report_dir)
     report = json.loads(Path(sorted(glob.glob(str(report_dir / "*.json")))[-1]).read_text())
     failures = report["failures"] + report["errors"]
+    (report_dir / "schemathesis.log").write_text(run.stdout + run.stderr)
+    shown = run.stdout.split("= FAILURES =", 1)[-1][:20000]  # the cases, each with its curl
     assert run.returncode == 0 and not failures and report["complete"], (
-        f"seed {SEED}: {json.dumps(failures, indent=1)[:4000]}\n{run.stdout[-12000:]}\n{run.stderr[-2000:]}")
+        f"seed {SEED}: {json.dumps(failures, indent=1)[:2000]}\n{shown}\n{run.stderr[-2000:]}\n"
+        f"whole output: {report_dir / 'schemathesis.log'}")
     assert report["operations"]["tested"] == report["operations"]["selected"] > 0
     return report
 

@@ -113,3 +113,21 @@ def test_collection_parameters_take_names_only():
         with pytest.raises(ValueError, match="names are strings"):
             fields.check_param("source", value)
     fields.check_param("source", ["btc_candles_5m_2024_06", "b"])
+
+
+def test_the_legacy_form_documents_the_queue_options_it_takes():
+    import jsonschema_rs
+
+    from shared.api import openapi
+    doc = openapi.document()
+    body = doc["paths"]["/queues/start"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    valid = jsonschema_rs.validator_for({**body, "components": doc["components"]}).is_valid
+    legacy = {"symbol": "BTCUSDT", "type": "api", "time_range": "2024-01-01:2024-01-02"}
+    for extra, ok in (({"priority": 9}, True), ({"allow_overlap": True}, True), ({"priority": 11}, False),
+                      ({"mode": "dag"}, False)):
+        assert valid({**legacy, **extra}) is ok, extra
+        if ok:
+            QueueStart.parse({**legacy, **extra})
+        else:
+            with pytest.raises(ValueError):
+                QueueStart.parse({**legacy, **extra})
