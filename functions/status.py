@@ -22,12 +22,16 @@ async def list_queues(request: Request, params: web.Params) -> Response:
     symbol = request.query_params.get("symbol")
     limit = query.int_param(request, "limit", 50, 1, query.MAX_LIMIT)
     offset = query.int_param(request, "offset", 0, 0, query.MAX_OFFSET)
+    after = query.cursor(request)
+    if after is not None and offset:
+        raise ClientError("pass cursor or offset, not both")
     queues, total = await web.blocking(
         runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
-        limit=limit, offset=offset)
+        limit=limit, offset=offset, after=after)
+    more = query.next_cursor(queues[-1].started_at or "", queues[-1].id) if len(queues) == limit else None
     return JSONResponse({"status": "success", "message": "Queues fetched",
                          "data": [progress.view(q) for q in queues],
-                         "page": {"total": total, "limit": limit, "offset": offset}},
+                         "page": {"total": total, "limit": limit, "offset": offset, "next": more}},
                         headers={"X-Total-Count": str(total)})
 
 

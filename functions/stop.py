@@ -48,6 +48,8 @@ async def stop_queue(request: Request, params: web.Params) -> Response:
     body = inbound.data if isinstance(inbound.data, dict) else {}
     if inbound.data is not None and not isinstance(inbound.data, dict):
         raise ClientError("body must be a JSON object such as {\"queue_id\": \"...\"}")
+    if body.get("queue_id") is not None:
+        QueueStop.model_validate(body)  # as the document says it, even where the path names the queue
     queue_id = params.get("queue_id") or request.query_params.get("queue_id") or body.get("queue_id")
     if not queue_id:
         raise ClientError("queue_id is required (query parameter, path or body)")

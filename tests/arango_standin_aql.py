@@ -15,7 +15,7 @@ import itertools
 import time
 from typing import Any
 
-from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY
+from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY, TOTAL_QUERY
 
 
 class ApiError(Exception):
@@ -36,8 +36,9 @@ def _norm(query: str) -> str:
 
 
 # kind -> declared bind parameters (a collection parameter `@@col` is declared as "@col")
-QUERIES = {_norm(LIST_QUERY): "list", _norm(COUNT_QUERY): "count"}
-DECLARED = {"list": ("@col", "status", "symbol", "offset", "limit"), "count": ("@col",)}
+QUERIES = {_norm(LIST_QUERY): "list", _norm(COUNT_QUERY): "count", _norm(TOTAL_QUERY): "total"}
+DECLARED = {"list": ("@col", "status", "symbol", "offset", "limit", "at", "key"), "count": ("@col",),
+            "total": ("@col", "status", "symbol")}
 
 
 def _rank(v: Any) -> int:
@@ -116,17 +117,23 @@ def execute(cols: dict, query: str, bind: dict, full_count: bool) -> tuple[list,
              "scannedFull": len(docs), "scannedIndex": 0, "cursorsCreated": 0,
              "cursorsRearmed": 0, "cacheHits": 0, "cacheMisses": 0, "filtered": 0,
              "httpRequests": 0}
-    if kind == "list":
+    if kind == "total":
+        status, symbol = bind["status"], bind["symbol"]
+        rows = [sum(1 for d in docs if (aql_eq(status, None) or aql_eq(d.get("status"), status))
+                    and (aql_eq(symbol, None) or aql_eq(d.get("symbol"), symbol)))]
+    elif kind == "list":
         limits: list[int] = []
         for v in (bind["offset"], bind["limit"]):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) < 0:
                 raise ApiError(400, 1504, "AQL: LIMIT value is not a number or out of range "
                                "(while instantiating plan)")
             limits.append(int(v))
-        status, symbol = bind["status"], bind["symbol"]
+        status, symbol, at, key = bind["status"], bind["symbol"], bind["at"], bind["key"]
         matched = [d for d in docs
                    if (aql_eq(status, None) or aql_eq(d.get("status"), status))
-                   and (aql_eq(symbol, None) or aql_eq(d.get("symbol"), symbol))]
+                   and (aql_eq(symbol, None) or aql_eq(d.get("symbol"), symbol))
+                   and (aql_eq(at, None) or aql_cmp(d.get("started_at"), at) < 0
+                        or (aql_eq(d.get("started_at"), at) and aql_cmp(d.get("_key"), key) > 0))]
         matched.sort(key=functools.cmp_to_key(
             lambda x, y: -aql_cmp(x.get("started_at"), y.get("started_at"))
             or aql_cmp(x.get("_key"), y.get("_key"))))

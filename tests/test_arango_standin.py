@@ -55,7 +55,8 @@ def _raw(arango, method, path, password=PW, **kw):
 
 
 def _list(db, batch_size=None, **bind):
-    bind = {"@col": COL, "status": None, "symbol": None, "offset": 0, "limit": 100, **bind}
+    bind = {"@col": COL, "status": None, "symbol": None, "at": None, "key": None, "offset": 0, "limit": 100,
+            **bind}
     cursor = db.aql.execute(LIST_QUERY, bind_vars=bind, full_count=True, batch_size=batch_size)
     return [d["_key"] for d in cursor], cursor.statistics()["fullCount"]
 
@@ -176,6 +177,18 @@ def test_list_query_filters_sort_and_full_count(db, col):
     assert _list(db, limit=0) == ([], 6)
 
 
+def test_list_query_starts_after_a_keyset(db, col):
+    """`at`/`key`: the page after (started_at, _key) in the listing's order; fullCount counts
+    what is past it. A missing started_at (null) sorts after every string: last."""
+    _seed(col)
+    order = _list(db)[0]
+    docs = {key: col.get(key) for key in order}
+    for i, key in enumerate(order[:-1]):
+        got, left = _list(db, at=docs[key].get("started_at"), key=key)
+        if docs[key].get("started_at") is not None:
+            assert got == order[i + 1:] and left == len(order) - i - 1, (key, got)
+
+
 def test_list_query_pages_across_batches(arango, db, col):
     _seed(col)
     assert _list(db, batch_size=2) == (["b", "a", "d", "e", "c", "f"], 6)
@@ -185,7 +198,7 @@ def test_list_query_pages_across_batches(arango, db, col):
     r = _raw(arango, "POST", fetches[0][1])
     assert (r.status_code, r.json()["errorNum"]) == (404, 1600)
     cursor = db.aql.execute(LIST_QUERY, count=True, batch_size=4, bind_vars={
-        "@col": COL, "status": None, "symbol": None, "offset": 0, "limit": 10})
+        "@col": COL, "status": None, "symbol": None, "at": None, "key": None, "offset": 0, "limit": 10})
     assert len(cursor) == 6 and cursor.has_more() and len(cursor.batch()) == 4
     cursor.close()
     with pytest.raises(CursorNextError):
@@ -195,7 +208,7 @@ def test_list_query_pages_across_batches(arango, db, col):
 def test_cursor_retry_endpoint(arango, col):
     _seed(col)
     body = {"query": LIST_QUERY, "batchSize": 4, "options": {"allowRetry": True},
-            "bindVars": {"@col": COL, "status": None, "symbol": None, "offset": 0, "limit": 9}}
+            "bindVars": {"@col": COL, "status": None, "symbol": None, "at": None, "key": None, "offset": 0, "limit": 9}}
     first = _raw(arango, "POST", "/_db/streamforge/_api/cursor", json=body).json()
     assert first["nextBatchId"] == "2" and first["hasMore"] is True
     path = f"/_db/streamforge/_api/cursor/{first['id']}"
@@ -218,7 +231,7 @@ def test_count_query(db, col):
     (COUNT_QUERY, {}, 400, 1551),
     (COUNT_QUERY, {"@col": COL, "extra": 1}, 400, 1552),
     (COUNT_QUERY, {"@col": "missing"}, 404, 1203),
-    (LIST_QUERY, {"@col": COL, "status": None, "symbol": None, "offset": -1, "limit": 1},
+    (LIST_QUERY, {"@col": COL, "status": None, "symbol": None, "at": None, "key": None, "offset": -1, "limit": 1},
      400, 1504),
 ])
 def test_aql_errors(db, col, query, bind, code, num):

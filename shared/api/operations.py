@@ -162,9 +162,13 @@ def operations(queue_body: dict[str, Any]) -> list[Operation]:
                 {"name": "symbol", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                             "maximum": query.MAX_LIMIT, "default": 50}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                             "maximum": query.MAX_OFFSET, "default": 0}}],
-            "responses": answers("Queues fetched; `page` has total, limit, offset", "400", "503")}),
+                {"name": "offset", "in": "query", "description": "Kept for old clients: prefer `cursor`",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": query.MAX_OFFSET, "default": 0}},
+                {"name": "cursor", "in": "query", "description": "`page.next` of the page before: the "
+                 "listing goes on after its last queue, however many were started since",
+                 "schema": {"type": "string", "pattern": query.CURSOR_RE.pattern}}],
+            "responses": answers("Queues fetched; `page` has total, limit, offset and `next` (a cursor, "
+                                 "null on the last page)", "400", "503")}),
         ("/queues/{queue_id}", "get", "status", {
             "operationId": "getQueue", "summary": "One queue with its jobs, their progress and waiting reasons",
             "tags": ["queues"], "parameters": [QUEUE_ID],

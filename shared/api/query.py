@@ -6,6 +6,9 @@ and few enough for any count kept here (``int`` refuses more than 4,300).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 
 from starlette.requests import Request
@@ -31,3 +34,32 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
         raise ClientError(f"{name} must be an integer from {low} to {high}",
                           details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
     return int(raw)
+
+
+MAX_CURSOR = 512
+CURSOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,512}$")
+
+
+def next_cursor(started_at: str, key: str) -> str:
+    """An opaque page cursor: where the last queue of a page sits in the listing's order."""
+    return base64.urlsafe_b64encode(json.dumps([started_at, key], separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def cursor(request: Request) -> tuple[str, str] | None:
+    """The `cursor` parameter, as the (started_at, key) a page starts after.
+
+    :raises ClientError: not a cursor this server made.
+    """
+    raw = request.query_params.get("cursor")
+    if raw is None:
+        return None
+    try:
+        if not CURSOR_RE.fullmatch(raw):
+            raise ValueError
+        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise ClientError("cursor is not one this server gave: pass `next` from a listing as it is",
+                          details=[{"loc": ["query", "cursor"], "msg": "not a cursor"}]) from None
+    return value[0], value[1]

@@ -166,6 +166,25 @@ def _text(args: argparse.Namespace, reply: dict[str, Any], out: TextIO) -> list[
     return [f"{message}: {data.get('queue_id', '')}"]
 
 
+PAGE = 500  # the server's largest page
+
+
+def listing(api: Api, args: argparse.Namespace) -> dict[str, Any]:
+    """`--limit` queues, newest first, page after page by the server's cursor (`page.next`),
+    so a queue started meanwhile neither repeats one nor hides one."""
+    want = args.limit or 50
+    query = {k: v for k, v in (("status", args.status), ("symbol", args.symbol)) if v}
+    rows: list[Any] = []
+    cursor = None
+    while True:
+        page = {**query, "limit": min(want - len(rows), PAGE), **({"cursor": cursor} if cursor else {})}
+        reply = api.call("GET", "/queues?" + urllib.parse.urlencode(page))
+        rows += reply["data"]
+        cursor = (reply.get("page") or {}).get("next")
+        if not cursor or len(rows) >= want:
+            return {**reply, "data": rows}
+
+
 def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
     if args.command == "watch":
         return watch(api, args.queue_id, out, args.json)
@@ -181,8 +200,7 @@ def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
     elif args.command == "show":
         reply = api.call("GET", f"/queues/{qid}")
     else:
-        query = {k: v for k, v in (("status", args.status), ("symbol", args.symbol), ("limit", args.limit)) if v}
-        reply = api.call("GET", "/queues?" + urllib.parse.urlencode(query))
+        reply = listing(api, args)
     following = args.command == "start" and args.watch
     if args.json:  # followed by a watch: one JSON value per line
         print(json.dumps(reply["data"], indent=None if following else 2), file=out, flush=True)

@@ -174,9 +174,9 @@ class QueueService(Context):
         state, _ = load(self.store, queue_id)
         return state
 
-    def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int
-             ) -> tuple[list[QueueState], int]:
-        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset)
+    def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int,
+             after: tuple[str, str] | None = None) -> tuple[list[QueueState], int]:
+        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset, after=after)
         return [QueueState.model_validate_json(d) for d in docs], total
 
     def job_counts(self) -> dict[tuple[str, str], int]:

@@ -314,3 +314,18 @@ def cli_json(url: str, token: str) -> str:
     out = io.StringIO()
     assert cli.main(["--url", url, "--token", token, "--json", "ls"], out=out) == 0
     return out.getvalue()
+
+
+def test_ls_pages_by_the_cursor(sfq, server, monkeypatch):
+    legacy = json.loads((EXAMPLES / "legacy.json").read_text())
+    for symbol in ("AAA", "BBB", "CCC", "DDD", "EEE"):
+        code, body = server.call("POST", "/queues/start", {**legacy, "symbol": symbol})
+        assert code == 200, body
+    monkeypatch.setattr(cli, "PAGE", 2)
+    code, out, _ = sfq("--json", "ls", "--limit", "4")
+    assert code == 0
+    listed = json.loads(out)
+    rows = listed["data"] if isinstance(listed, dict) else listed
+    assert [q["symbol"] for q in rows] == ["EEE", "DDD", "CCC", "BBB"]
+    code, out, _ = sfq("ls", "--limit", "9")
+    assert code == 0 and out.strip().endswith("5 of 5 queue(s)")

@@ -196,3 +196,11 @@ def test_an_empty_or_long_idempotency_key_is_a_400_even_for_a_dry_run(client, hi
 def test_symbols_as_the_document_describes_them(client, legacy, symbol, code):
     r = client("start").post("/queues/start?dry_run=true", json={**legacy, "symbol": symbol})
     assert r.status_code == code, r.text
+
+
+@pytest.mark.parametrize("bad", [[["?"]], 5, "x" * 129, ""])
+def test_a_stop_body_naming_a_bad_queue_id_is_refused_even_with_the_path(client, historical, bad):
+    queue_id = client("start").post("/queues/start", json=historical).json()["data"]["queue_id"]
+    r = client("stop").post(f"/queues/{queue_id}/stop", json={"queue_id": bad})
+    assert r.status_code == 422, r.text
+    assert client("status").get(f"/queues/{queue_id}").json()["data"]["status"] != "stopped"

@@ -1,3 +1,5 @@
+import pytest
+
 from shared.core import constants
 
 
@@ -59,3 +61,44 @@ def test_openapi_document_comes_from_the_models(client):
     assert {"QueueStart", "QueueCreate", "QueueState", "JobState", "Telemetry"} <= set(schemas)
     assert schemas["JobRequest"]["properties"]["target"]["enum"] == list(constants.TARGETS)
     assert "/queues/{queue_id}" in doc["paths"]
+
+
+def _start_symbols(client, legacy, symbols):
+    ids = []
+    for symbol in symbols:
+        r = client("start").post("/queues/start", json={**legacy, "symbol": symbol})
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["data"]["queue_id"])
+    return ids
+
+
+def test_the_cursor_pages_through_every_queue_once_while_more_start(client, legacy):
+    before = set(_start_symbols(client, legacy, [f"SYM{i:02d}" for i in range(7)]))
+    seen, cursor, pages = [], None, 0
+    while True:
+        r = client("status").get("/queues", params={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()["page"]
+        seen += [q["id"] for q in r.json()["data"]]
+        assert page["total"] == 7 + 2 * pages  # the filter's whole total, each page
+        cursor, pages = page["next"], pages + 1
+        if cursor is None:
+            break
+        _start_symbols(client, legacy, [f"NEW{pages}A", f"NEW{pages}B"])  # newer: before the cursor
+    assert sorted(seen) == sorted(before) and len(seen) == len(set(seen))
+    assert pages == 3
+
+
+@pytest.mark.parametrize("params", [{"cursor": "!!"}, {"cursor": "bm90IGpzb24"}, {"cursor": "WzFd"},
+                                    {"cursor": "a" * 513}])
+def test_a_cursor_this_server_did_not_give_is_a_400(client, params):
+    r = client("status").get("/queues", params=params)
+    assert r.status_code == 400 and "cursor" in r.json()["message"], r.text
+
+
+def test_cursor_and_offset_together_is_a_400(client, legacy):
+    _start_symbols(client, legacy, ["AAA", "BBB"])
+    cursor = client("status").get("/queues", params={"limit": 1}).json()["page"]["next"]
+    assert cursor
+    r = client("status").get("/queues", params={"cursor": cursor, "offset": 1})
+    assert r.status_code == 400 and "not both" in r.json()["message"]

@@ -34,7 +34,12 @@ from shared.core.errors import BackendUnavailable
 LIST_QUERY = (
     "FOR q IN @@col"
     " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol)"
+    " FILTER @at == null OR q.started_at < @at OR (q.started_at == @at AND q._key > @key)"
     " SORT q.started_at DESC, q._key ASC LIMIT @offset, @limit RETURN q"
+)
+TOTAL_QUERY = (
+    "RETURN LENGTH(FOR q IN @@col"
+    " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol) RETURN 1)"
 )
 COUNT_QUERY = "FOR q IN @@col COLLECT s = q.status WITH COUNT INTO n RETURN {status: s, count: n}"
 INDEXES = (["status"], ["symbol"], ["started_at"])
@@ -162,17 +167,24 @@ class ArangoStore:
                 raise BackendUnavailable("arango", f"transaction not committed: {e.error_message}") from e
 
     def list(
-        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int,
+        after: tuple[str, str] | None = None,
     ) -> tuple[list[str], int]:
         cursor = self._guard(
             self._db.aql.execute,
             LIST_QUERY,
             bind_vars={"@col": self.collection, "status": status, "symbol": symbol,
-                       "offset": offset, "limit": limit},
+                       "offset": offset, "limit": limit, "at": after[0] if after else None,
+                       "key": after[1] if after else None},
             full_count=True,
         )
         docs = [_text(d) for d in cursor]
-        return docs, int(cursor.statistics().get("fullCount", len(docs)))
+        if after is None:
+            return docs, int(cursor.statistics().get("fullCount", len(docs)))
+        # past a cursor, fullCount counts what is left: the total is the filter's, whole
+        total = self._guard(self._db.aql.execute, TOTAL_QUERY,
+                            bind_vars={"@col": self.collection, "status": status, "symbol": symbol})
+        return docs, int(next(iter(total), 0))
 
     def count_by_status(self) -> dict[str, int]:
         cursor = self._guard(self._db.aql.execute, COUNT_QUERY, bind_vars={"@col": self.collection})

@@ -68,9 +68,12 @@ class StateStore(Protocol):
         """
 
     def list(
-        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int,
+        after: tuple[str, str] | None = None,
     ) -> tuple[list[str], int]:
-        """Documents newest first (by `started_at`, then key), filtered; and the total."""
+        """Documents newest first (by `started_at`, then key), filtered; and the total. `after`
+        (the `started_at` and key of the last one of a page) starts past it: a keyset, stable
+        while queues are added, where an offset would shift."""
 
     def count_by_status(self) -> dict[str, int]: ...
 

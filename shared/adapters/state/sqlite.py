@@ -125,9 +125,11 @@ class SqliteStore:
         return str(new_rev)
 
     def list(
-        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int,
+        after: tuple[str, str] | None = None,
     ) -> tuple[list[str], int]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if status:
             where.append("status = ?")
             args.append(status)
@@ -136,6 +138,10 @@ class SqliteStore:
             args.append(symbol)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = self._run(f"SELECT COUNT(*) FROM {self.table}{clause}", tuple(args)).fetchone()[0]
+        if after is not None:
+            where.append("(started_at < ? OR (started_at = ? AND key > ?))")
+            args.extend((after[0], after[0], after[1]))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._run(
             f"SELECT doc FROM {self.table}{clause} ORDER BY started_at DESC, key LIMIT ? OFFSET ?",
             (*args, limit, offset),
