@@ -4,7 +4,7 @@ describe, no undocumented status code, no bad input accepted, no good input refu
 Two topologies, as users run them: the four functions as separate processes sharing one state
 (the status function's document sends each operation to its function's URL, `QM_PUBLIC_URLS`,
 so stateful links run start → get → watch → stop → retry across them), and the all-in-one.
-The seed is `FUZZ_SEED` or a fresh one, printed either way; `FUZZ_EXAMPLES` sets the examples
+The seed is `FUZZ_SEED` (fixed by default; `random` draws one), printed either way; `FUZZ_EXAMPLES` sets the examples
 per operation. Requests are counted by the servers themselves (their request histograms).
 """
 
@@ -29,7 +29,10 @@ FUNCTIONS = ("start", "stop", "telemetry", "status")
 MIN_REQUESTS = 5000
 pytestmark = pytest.mark.timeout(1200)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
-SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(1, 2**31))
+# A fixed seed by default, so that CI runs the same cases each time (the stateful phase still
+# follows the server's answers, ids included); FUZZ_SEED=random explores new ones.
+_SEED = os.environ.get("FUZZ_SEED") or "20261201"
+SEED = random.SystemRandom().randrange(1, 2**31) if _SEED == "random" else int(_SEED)
 _COUNT = re.compile(r'^queue_manager_request_duration_seconds_count\{[^}]*\} ([0-9.e+]+)$', re.M)
 served: dict[str, int] = {}
 
