@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from shared.examples import load
+from tests.bench.functions_bench import stop
 from tests.infra.children import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,12 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             check(cases, env)
             table = report(measure(cases, env, args.runs))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     if args.json:
         print(json.dumps(table, indent=2))
         return 0
