@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from shared.adapters import events
+from shared.api import body
 from shared.core.config import OPERATE, AuthSettings
 from shared.core.errors import Forbidden, Unauthorized
 
@@ -29,7 +30,7 @@ def check(request: Request, auth: AuthSettings, role: str) -> None:
 def _is_cloudevent(request: Request) -> bool:
     """What Knative delivers, decided as the decoder decides it (`events.is_cloudevent`, the
     headers as it reads them: the last of a repeated one), so nothing read as plain JSON passes."""
-    return events.is_cloudevent({k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]})
+    return events.is_cloudevent(body.headers(request))
 
 
 def _token_role(request: Request, auth: AuthSettings, role: str) -> None:

@@ -9,9 +9,11 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 
 from shared.adapters import events
+from shared.api import query
 from shared.core.errors import PayloadTooLarge
 
 _BODY = "streamforge.body"  # the body, once read, kept in the ASGI scope for later readers
+_HEADERS = "streamforge.headers"
 # A client that sends its body without waiting for `100 Continue` (Python's urllib, most HTTP
 # libraries) only reads an early answer (a 413, or a 401 given before the body is read) if the
 # body it is still sending is read: closing on unread data resets the connection. Up to this
@@ -43,15 +45,30 @@ async def unread(request: Request, limit: int) -> None:
     the answer: only a body that is declared, within the drain's budget, for UNREAD_SECONDS."""
     if _BODY in request.scope or _waits_for_continue(request):
         return
-    headers = dict(request.scope["headers"])
-    declared = headers.get(b"content-length", b"").decode("latin-1")
-    if declared.isascii() and declared.isdigit() and len(declared) <= 18:
-        if not 0 < int(declared) <= _drain_budget(limit):
+    declared = _declared(request)
+    if declared is not None:
+        if not 0 < declared <= _drain_budget(limit):
             return
-    elif b"transfer-encoding" not in headers:
+    elif "transfer-encoding" not in headers(request):
         return
     with contextlib.suppress(RuntimeError):  # the stream was already taken
         await _drain(request.stream(), _drain_budget(limit), UNREAD_SECONDS)
+
+
+def headers(request: Request) -> dict[str, str]:
+    """The request's headers as one dict (names lower-cased, as ASGI servers give them; the
+    last of a repeated one), made once per request for whoever reads them."""
+    cached: dict[str, str] | None = request.scope.get(_HEADERS)
+    if cached is None:
+        cached = request.scope[_HEADERS] = {k.decode("latin-1"): v.decode("latin-1")
+                                            for k, v in request.scope["headers"]}
+    return cached
+
+
+def _declared(request: Request) -> int | None:
+    """The declared Content-Length, if it is a length (ASCII digits, few enough)."""
+    raw = headers(request).get("content-length")
+    return int(raw) if raw is not None and query.digits(raw) else None
 
 
 def _waits_for_continue(request: Request) -> bool:
@@ -63,10 +80,10 @@ async def read(request: Request, limit: int) -> bytes:
     cached: bytes | None = request.scope.get(_BODY)
     if cached is not None:  # read before, by the all-in-one router
         return cached
-    declared = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == b"content-length"), None)
-    if declared and declared.isascii() and declared.isdigit() and len(declared) <= 18:
-        if int(declared) > limit:
-            if not _waits_for_continue(request) and int(declared) <= _drain_budget(limit):
+    declared = _declared(request)
+    if declared is not None:
+        if declared > limit:
+            if not _waits_for_continue(request) and declared <= _drain_budget(limit):
                 await _drain(request.stream(), _drain_budget(limit))
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         body = await request.body()  # the server enforces the declared length
@@ -86,6 +103,4 @@ async def read(request: Request, limit: int) -> bytes:
 
 
 async def read_inbound(request: Request, limit: int) -> events.Inbound:
-    # ASGI servers hand header names over lower-cased: one pass, no re-parsing.
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    return events.decode(headers, await read(request, limit), lowered=True)
+    return events.decode(headers(request), await read(request, limit), lowered=True)
