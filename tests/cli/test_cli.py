@@ -20,33 +20,10 @@ import pytest
 from shared import cli
 from shared.cli import api as cli_api
 from shared.examples import load
-from tests.backends import BACKENDS, state_env
 from tests.infra.children import free_port
 from tests.servers import ROOT, FunctionServer, base_env
 
 EXAMPLES = ROOT / "shared" / "examples"
-
-
-@pytest.fixture(params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path: Path):
-    """A fresh `all` per test, on each state backend: queues for the same data would overlap
-    (409) on a shared one."""
-    with state_env(request.param) as env, FunctionServer("all", base_env(tmp_path / "state", **env),
-                                                          tmp_path) as srv:
-        yield srv
-
-
-@pytest.fixture
-def sfq(server, capsys) -> Callable[..., tuple[int, str, str]]:
-    """sfq(*argv) -> (exit code, stdout, stderr), run in-process against `server`."""
-
-    def run(*argv: str, url: str | None = None) -> tuple[int, str, str]:
-        out = io.StringIO()
-        capsys.readouterr()
-        code = cli.main(["--url", url or server.url, *argv], out=out)
-        return code, out.getvalue(), capsys.readouterr().err
-
-    return run
 
 
 def _start(sfq, example: str = "historical") -> dict[str, Any]:
@@ -284,48 +261,3 @@ def test_console_script_is_installed(server):
     assert isinstance(json.loads(done.stdout), list)
     helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
     assert "exit codes: 0 done" in helped.stdout and "watch" in helped.stdout
-
-
-def test_tokens_from_the_environment_get_their_role(tmp_path, capsys, monkeypatch):
-    env = base_env(tmp_path / "state", QM_READ_TOKENS="cli-read", QM_OPERATE_TOKENS="cli-operate")
-    with FunctionServer("all", env, tmp_path) as srv:
-        def run(token: str | None, *argv: str) -> tuple[int, str]:
-            if token is None:
-                monkeypatch.delenv("SFQ_TOKEN", raising=False)
-            else:
-                monkeypatch.setenv("SFQ_TOKEN", token)
-            capsys.readouterr()
-            code = cli.main(["--url", srv.url, *argv], out=io.StringIO())
-            return code, capsys.readouterr().err
-
-        code, err = run(None, "ls")
-        assert code != 0 and "bearer token is required" in err
-        code, _ = run("cli-operate", "start", "-f", str(EXAMPLES / "historical.json"))
-        assert code == 0
-        assert run("cli-read", "ls")[0] == 0
-        listed = json.loads(cli_json(srv.url, "cli-read"))
-        queue_id = (listed["data"] if isinstance(listed, dict) else listed)[0]["id"]
-        code, err = run("cli-read", "stop", queue_id)
-        assert code != 0 and "operate token" in err
-        assert run("cli-operate", "stop", queue_id)[0] in (0, 2)
-
-
-def cli_json(url: str, token: str) -> str:
-    out = io.StringIO()
-    assert cli.main(["--url", url, "--token", token, "--json", "ls"], out=out) == 0
-    return out.getvalue()
-
-
-def test_ls_pages_by_the_cursor(sfq, server, monkeypatch):
-    legacy = json.loads((EXAMPLES / "legacy.json").read_text())
-    for symbol in ("AAA", "BBB", "CCC", "DDD", "EEE"):
-        code, body = server.call("POST", "/queues/start", {**legacy, "symbol": symbol})
-        assert code == 200, body
-    monkeypatch.setattr(cli, "PAGE", 2)
-    code, out, _ = sfq("--json", "ls", "--limit", "4")
-    assert code == 0
-    listed = json.loads(out)
-    rows = listed["data"] if isinstance(listed, dict) else listed
-    assert [q["symbol"] for q in rows] == ["EEE", "DDD", "CCC", "BBB"]
-    code, out, _ = sfq("ls", "--limit", "9")
-    assert code == 0 and out.strip().endswith("5 of 5 queue(s)")

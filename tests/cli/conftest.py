@@ -1,0 +1,35 @@
+"""Fixtures of the `sfq` tests: a fresh `all` per test on each state backend, and sfq run in-process."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared import cli
+from tests.backends import BACKENDS, state_env
+from tests.servers import FunctionServer, base_env
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh `all` per test, on each state backend: queues for the same data would overlap
+    (409) on a shared one."""
+    with state_env(request.param) as env, FunctionServer("all", base_env(tmp_path / "state", **env),
+                                                          tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def sfq(server, capsys) -> Callable[..., tuple[int, str, str]]:
+    """sfq(*argv) -> (exit code, stdout, stderr), run in-process against `server`."""
+
+    def run(*argv: str, url: str | None = None) -> tuple[int, str, str]:
+        out = io.StringIO()
+        capsys.readouterr()
+        code = cli.main(["--url", url or server.url, *argv], out=out)
+        return code, out.getvalue(), capsys.readouterr().err
+
+    return run
