@@ -7,7 +7,9 @@ python-arango send: version, collections, persistent indexes, single-document CR
 With `general_aql=True` it also runs an AQL subset (tests/arango_standin_aqlx.py); databases,
 users, JWT and graph definitions are in tests/arango_standin_admin.py, arrays of documents,
 imports and index lookups in tests/arango_standin_bulk.py, stream transactions in
-tests/arango_standin_trx.py.
+tests/arango_standin_trx.py; a collection's documents and its persistent indexes' sorted
+structures in tests/arango_standin_docs.py, the list query's walk over them in
+tests/arango_standin_list.py.
 
     with ArangoStandIn(password="pw") as arango:
         ArangoClient(hosts=arango.url).db("streamforge", username="root", password="pw")
@@ -35,11 +37,13 @@ try:
     from . import arango_standin_admin as admin
     from . import arango_standin_aql as aql
     from . import arango_standin_bulk as bulk
+    from . import arango_standin_docs as docstore
     from . import arango_standin_trx as stream
 except ImportError:  # imported as a top-level module
     import arango_standin_admin as admin  # type: ignore[no-redef]
     import arango_standin_aql as aql  # type: ignore[no-redef]
     import arango_standin_bulk as bulk  # type: ignore[no-redef]
+    import arango_standin_docs as docstore  # type: ignore[no-redef]
     import arango_standin_trx as stream  # type: ignore[no-redef]
 
 ApiError = aql.ApiError
@@ -105,7 +109,7 @@ class Collection:
                  user_keys: bool = True, wait_for_sync: bool = False):
         self.id, self.name, self.type, self.system = str(cid), name, ctype, system
         self.user_keys, self.wait_for_sync = user_keys, wait_for_sync
-        self.docs: dict[str, dict] = {}
+        self.docs: docstore.DocStore = docstore.DocStore()  # keeps the indexes' sorted structures
         self.indexes: list[dict] = [{"fields": ["_key"], "id": f"{name}/0", "name": "primary",
                                      "selectivityEstimate": 1, "sparse": False,
                                      "type": "primary", "unique": True}]
@@ -451,6 +455,7 @@ class ArangoStandIn:
         except ApiError:
             col.indexes.pop()
             raise
+        col.docs.sync(col.indexes)
         return 201, {**copy.deepcopy(idx), "isNewlyCreated": True, "error": False, "code": 201}, {}
 
     # -- /_api/document --------------------------------------------------------------------

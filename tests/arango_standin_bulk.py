@@ -140,5 +140,6 @@ def index_by_id(standin: Any, db: Any, method: str, rest: list):
         if idx["type"] == "primary":
             raise ApiError(403, 1213, "cannot drop this index")
         col.indexes.remove(idx)
+        col.docs.sync(col.indexes)
         return 200, {"id": idx["id"], "error": False, "code": 200}, {}
     raise ApiError(405, 405, "method not supported")
