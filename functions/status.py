@@ -25,9 +25,10 @@ async def list_queues(request: Request, params: web.Params) -> Response:
     after = query.cursor(request)
     if after is not None and offset:
         raise ClientError("pass cursor or offset, not both")
+    archived = query.flag(request, "archived")
     queues, total = await web.blocking(
         runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
-        limit=limit, offset=offset, after=after)
+        limit=limit, offset=offset, after=after, archived=archived)
     more = query.next_cursor(queues[-1].started_at or "", queues[-1].id) if len(queues) == limit else None
     return JSONResponse({"status": "success", "message": "Queues fetched",
                          "data": [progress.view(q) for q in queues],

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from shared.adapters import metrics
 from shared.adapters.bus import Bus, open_bus
-from shared.adapters.state import StateStore, open_store
+from shared.adapters.state import StateStore, open_store, reindex
 from shared.api import web
 from shared.core.config import Settings
 from shared.core.constants import LEASE_COLLECTION
+from shared.core.errors import BackendUnavailable
 from shared.services.intake import Intake
 from shared.services.service import QueueService
 
@@ -66,12 +67,23 @@ def get() -> Runtime:
                     web.log.warning("no bearer tokens (QM_READ_TOKENS, QM_OPERATE_TOKENS are empty): "
                                     "anyone who reaches this function may start and stop queues")
                 store = open_store(settings)
+                _index(store)
                 bus = open_bus(settings)
                 leases = open_store(settings, LEASE_COLLECTION) if settings.jobs.limits else None
                 service = QueueService(settings, store, bus, leases=leases)
                 metrics.bind_state(store.count_by_status, service.job_counts)
                 _current = Runtime(settings, store, bus, service)
     return _current
+
+
+def _index(store: StateStore) -> None:
+    """Index what an earlier version stored without facts; the sweep goes on if this stops."""
+    try:
+        for _ in range(200):
+            if not reindex(store):
+                return
+    except BackendUnavailable as e:
+        web.log.warning("state not indexed yet (the sweep retries): %s", e.message)
 
 
 def reset() -> None:

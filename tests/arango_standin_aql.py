@@ -1,9 +1,10 @@
 """AQL and cursor half of the ArangoDB stand-in (see tests/arango_standin.py).
 
-Only the two query strings of shared/adapters/state/arango.py are recognised (imported, so
-they cannot drift), with ArangoDB's bind-parameter checks and AQL value ordering;
-a stand-in made with `general_aql=True` runs any other query through the AQL subset
-of tests/arango_standin_aqlx.py / tests/arango_standin_aqlrun.py. The cursor protocol
+Only the query strings of shared/adapters/state/arango_aql.py are recognised (imported, so
+they cannot drift; the facts queries run in tests/arango_standin_facts.py), with ArangoDB's
+bind-parameter checks and AQL value ordering; a stand-in made with `general_aql=True` runs
+any other query through the AQL subset of tests/arango_standin_aqlx.py /
+tests/arango_standin_aqlrun.py. The cursor protocol
 follows arangod's RestCursorHandler / QueryResultCursor (3.11/3.12).
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import itertools
 import time
 from typing import Any
 
-from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY, TOTAL_QUERY
+from shared.adapters.state.arango_aql import LIST_QUERY
 
 
 class ApiError(Exception):
@@ -36,9 +38,9 @@ def _norm(query: str) -> str:
 
 
 # kind -> declared bind parameters (a collection parameter `@@col` is declared as "@col")
-QUERIES = {_norm(LIST_QUERY): "list", _norm(COUNT_QUERY): "count", _norm(TOTAL_QUERY): "total"}
-DECLARED = {"list": ("@col", "status", "symbol", "offset", "limit", "at", "key"), "count": ("@col",),
-            "total": ("@col", "status", "symbol")}
+QUERIES = {_norm(LIST_QUERY): "list"}
+DECLARED = {"list": ("@col", "status", "symbol", "offset", "limit", "at", "key")}
+
 
 
 def _rank(v: Any) -> int:
@@ -91,7 +93,7 @@ def _parse_error(query: str) -> ApiError:
                     f"project's queries) near '{near}' at position 1:1 (while parsing)")
 
 
-def execute(cols: dict, query: str, bind: dict, full_count: bool) -> tuple[list, dict]:
+def execute(cols: dict, query: str, bind: dict, full_count: bool, new_rev: Any = None) -> tuple[list, dict]:
     """Run one of the known queries; return (rows, extra.stats)."""
     started = time.perf_counter()
     kind = QUERIES.get(_norm(query))
@@ -105,6 +107,11 @@ def execute(cols: dict, query: str, bind: dict, full_count: bool) -> tuple[list,
         if name not in DECLARED[kind]:
             raise ApiError(400, 1552, f"AQL: bind parameter '{name}' was not declared in the "
                            "query (while parsing)")
+    if kind in FACTS.DECLARED:
+        rows = FACTS.execute(kind, cols, bind, new_rev)
+        return rows, {"writesExecuted": 0, "writesIgnored": 0, "scannedFull": 0, "scannedIndex": len(rows),
+                      "filtered": 0, "httpRequests": 0, "executionTime": time.perf_counter() - started,
+                      "peakMemoryUsage": 0}
     cname = bind["@col"]
     if not isinstance(cname, str) or not cname:
         raise ApiError(400, 1553, "AQL: bind parameter '@col' has an invalid value or type "
@@ -112,16 +119,16 @@ def execute(cols: dict, query: str, bind: dict, full_count: bool) -> tuple[list,
     col = cols.get(cname)
     if col is None:
         raise ApiError(404, 1203, f"AQL: collection or view not found: {cname} (while parsing)")
+    indexed = importlib.import_module(f"{__package__}.arango_standin_list" if __package__ else "arango_standin_list")
+    fast = indexed.answer(col.docs, kind, bind, full_count, started)  # from the indexes' sorted structures
+    if fast is not None:
+        return fast
     docs: list[dict] = list(col.docs.values())
     stats: dict[str, Any] = {"writesExecuted": 0, "writesIgnored": 0, "documentLookups": 0, "seeks": 0,
              "scannedFull": len(docs), "scannedIndex": 0, "cursorsCreated": 0,
              "cursorsRearmed": 0, "cacheHits": 0, "cacheMisses": 0, "filtered": 0,
              "httpRequests": 0}
-    if kind == "total":
-        status, symbol = bind["status"], bind["symbol"]
-        rows = [sum(1 for d in docs if (aql_eq(status, None) or aql_eq(d.get("status"), status))
-                    and (aql_eq(symbol, None) or aql_eq(d.get("symbol"), symbol)))]
-    elif kind == "list":
+    if kind == "list":
         limits: list[int] = []
         for v in (bind["offset"], bind["limit"]):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) < 0:
@@ -141,18 +148,6 @@ def execute(cols: dict, query: str, bind: dict, full_count: bool) -> tuple[list,
         stats["filtered"] = len(docs) - len(matched)
         if full_count:
             stats["fullCount"] = len(matched)
-    else:
-        groups: list[list[Any]] = []
-        for d in docs:
-            value = d.get("status")
-            for g in groups:
-                if aql_eq(g[0], value):
-                    g[1] += 1
-                    break
-            else:
-                groups.append([value, 1])
-        groups.sort(key=lambda g: functools.cmp_to_key(aql_cmp)(g[0]))
-        rows = [{"status": v, "count": n} for v, n in groups]
     stats.update(executionTime=time.perf_counter() - started, peakMemoryUsage=0,
                  intermediateCommits=0)
     return copy.deepcopy(rows), stats
@@ -217,7 +212,8 @@ def create_cursor(db: Any, body: Any, new_id: str) -> tuple[int, dict]:
         raise ApiError(400, 10, "cannot use 'count' option for a streaming query")
     general_aql = getattr(db.standin, "general_aql", False)
     if not general_aql or _norm(query) in QUERIES:
-        rows, stats = execute(db.cols, query, bind or {}, options.get("fullCount") is True)
+        rows, stats = execute(db.cols, query, bind or {}, options.get("fullCount") is True,
+                              db.standin.new_rev)
     else:  # the general subset (imported here: it builds on this module)
         try:
             from . import arango_standin_aqlrun as general
@@ -281,3 +277,18 @@ def cursor_request(db: Any, method: str, rest: list[str], body: Any, new_id: str
     if method in ("POST", "PUT", "DELETE"):
         raise ApiError(400, 400, f"expecting {method} /_api/cursor/<cursor-id>")
     raise ApiError(405, 405, "method not supported")
+
+
+# The facts queries (last: that module builds on this one).
+
+def _facts_module() -> Any:
+    try:
+        from . import arango_standin_facts as facts
+    except ImportError:  # imported as a top-level module
+        import arango_standin_facts as facts  # type: ignore[no-redef]
+    return facts
+
+
+FACTS = _facts_module()
+QUERIES.update({_norm(query): kind for query, kind in FACTS.KINDS.items()})
+DECLARED.update(FACTS.DECLARED)

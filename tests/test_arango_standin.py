@@ -20,7 +20,7 @@ from arango.exceptions import (
 )
 from arango.http import DefaultHTTPClient
 
-from shared.adapters.state.arango import COUNT_QUERY, LIST_QUERY
+from shared.adapters.state.arango_aql import COUNTERS_QUERY, LIST_QUERY
 from tests.arango_standin import ArangoStandIn
 
 PW = "s3cret"
@@ -219,18 +219,19 @@ def test_cursor_retry_endpoint(arango, col):
     assert _raw(arango, "DELETE", path).status_code == 202
 
 
-def test_count_query(db, col):
-    _seed(col)
-    rows = list(db.aql.execute(COUNT_QUERY, bind_vars={"@col": COL}))
-    assert rows == [{"status": "failed", "count": 1}, {"status": "running", "count": 4},
-                    {"status": "stopped", "count": 1}]
+def test_counters_query_by_prefix_without_zeros(db, col):
+    counters = db.collection(COL)  # any collection serves as the counters collection here
+    counters.insert_many([{"_key": "q.loading", "n": 2}, {"_key": "q.loading.BTC", "n": 0},
+                          {"_key": "j.loader.running", "n": 1}, {"_key": "q", "n": 5}])
+    rows = list(db.aql.execute(COUNTERS_QUERY, bind_vars={"@counters": COL, "prefix": "q."}))
+    assert rows == [["q.loading", 2]]
 
 
 @pytest.mark.parametrize(("query", "bind", "code", "num"), [
     ("FOR d IN @@col RETURN d", {"@col": COL}, 400, 1501),
-    (COUNT_QUERY, {}, 400, 1551),
-    (COUNT_QUERY, {"@col": COL, "extra": 1}, 400, 1552),
-    (COUNT_QUERY, {"@col": "missing"}, 404, 1203),
+    (COUNTERS_QUERY, {}, 400, 1551),
+    (COUNTERS_QUERY, {"@counters": COL, "prefix": "q", "extra": 1}, 400, 1552),
+    (COUNTERS_QUERY, {"@counters": "missing", "prefix": "q"}, 404, 1203),
     (LIST_QUERY, {"@col": COL, "status": None, "symbol": None, "at": None, "key": None, "offset": -1, "limit": 1},
      400, 1504),
 ])

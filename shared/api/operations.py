@@ -162,8 +162,12 @@ def operations(queue_body: dict[str, Any]) -> list[Operation]:
                 {"name": "symbol", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                             "maximum": query.MAX_LIMIT, "default": 50}},
-                {"name": "offset", "in": "query", "description": "Kept for old clients: prefer `cursor`",
+                {"name": "offset", "in": "query", "description": "Kept for old clients, up to "
+                 f"{query.MAX_OFFSET:,}: prefer `cursor`, which costs the same at any depth",
                  "schema": {"type": "integer", "minimum": 0, "maximum": query.MAX_OFFSET, "default": 0}},
+                {"name": "archived", "in": "query", "description": "List the archive: queues that ended "
+                 "more than RETENTION_DAYS ago (each is still read by id at /queues/{queue_id})",
+                 "schema": {"type": "boolean", "default": False}},
                 {"name": "cursor", "in": "query", "description": "`page.next` of the page before: the "
                  "listing goes on after its last queue, however many were started since",
                  "schema": {"type": "string", "pattern": query.CURSOR_RE.pattern}}],

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from shared.core.errors import ClientError
 
 MAX_LIMIT = 500
-MAX_OFFSET = 10**9
+# An offset costs what it skips; past this, page with `cursor` (a keyset: the same cost at any depth).
+MAX_OFFSET = 10_000
 MAX_KEY = 255  # Idempotency-Key
 MAX_QUEUE_ID = 128
 CHANGE_NUMBER = re.compile(r"^[0-9]{1,18}$")  # Last-Event-ID: a change number (`seq`)
@@ -34,6 +35,19 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
         raise ClientError(f"{name} must be an integer from {low} to {high}",
                           details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
     return int(raw)
+
+
+def flag(request: Request, name: str) -> bool:
+    """A boolean parameter: `true` or `false` (absent: false).
+
+    :raises ClientError: another value.
+    """
+    raw = request.query_params.get(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise ClientError(f"{name} must be true or false", details=[{"loc": ["query", name], "msg": f"got {raw!r}"}])
 
 
 MAX_CURSOR = 512

@@ -34,16 +34,16 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError as e:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from e
-    if not value >= 0:  # also refuses nan
-        raise ValueError(f"{name} must be 0 or more seconds, got {raw!r}")
+        raise ValueError(f"{name} must be a number of {unit}, got {raw!r}") from e
+    if not value >= 0 or value == float("inf"):  # also refuses nan
+        raise ValueError(f"{name} must be 0 or more {unit}, got {raw!r}")
     return value
 
 
@@ -180,6 +180,9 @@ class JobSettings:
     the sweep (a Job event the ApiServerSource dropped or never sent is then noticed)."""
     drift_checks_per_sweep: int = 50
     """At most this many queues compared with the cluster per sweep (one Job list call each); 0: none."""
+    retention_days: float = 30.0
+    """Queues that ended longer ago than this move to the archive (still read by id, and listed with
+    `archived=true`), a batch per sweep, so the hot set stays small; 0: never."""
 
 
 def _tokens(env: Mapping[str, str], name: str) -> tuple[bytes, ...]:
@@ -275,6 +278,7 @@ class Settings:
                 stop_grace_seconds=_seconds(env, "STOP_GRACE_SECONDS", 5.0),
                 drift_after_seconds=_seconds(env, "DRIFT_AFTER_SECONDS", 120.0),
                 drift_checks_per_sweep=_count(env, "DRIFT_CHECKS_PER_SWEEP", 50),
+                retention_days=_seconds(env, "RETENTION_DAYS", 30.0, "days"),
             ),
             auth=AuthSettings(read_tokens=_tokens(env, "QM_READ_TOKENS"),
                               operate_tokens=_tokens(env, "QM_OPERATE_TOKENS")),

@@ -165,17 +165,3 @@ def _cycle(needs: list[list[Need]]) -> list[int] | None:
             if found:
                 return found
     return None
-
-
-def written_by(doc: str, name: str) -> bool:
-    """Whether a stored queue document has a finished job that wrote collection `name`."""
-    from shared.core.models import JobStatus, QueueState  # local: models import nothing from here
-
-    state = QueueState.model_validate_json(doc)
-    for job in state.jobs:
-        if job.status != JobStatus.FINISHED:
-            continue
-        request = JobRequest(target=job.target, type=job.type, **job.params)
-        if f"collection:{name}" in outputs(request, state.symbol, state.time_range):
-            return True
-    return False

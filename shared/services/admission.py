@@ -9,21 +9,20 @@ what users expect.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from shared.adapters import metrics
 from shared.adapters.state import StateStore
-from shared.core import lifecycle, lineage, scheduling
+from shared.core import facts, lifecycle, lineage, scheduling
 from shared.core.errors import Conflict
 from shared.core.fields import parse_time_range
 from shared.core.models import (
     JobState,
-    JobStatus,
     QueueStart,
     QueueState,
     QueueStatus,
-    WaitReason,
 )
 from shared.services.leases import GLOBAL, Slots
 
@@ -31,18 +30,20 @@ if TYPE_CHECKING:
     from shared.services.context import Context
 
 ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
-SLOT_WAIT = "waiting for slot: "
+SLOT_WAIT = facts.SLOT_WAIT
 
 
 def active_queues(store: StateStore, *, symbol: str | None = None) -> Iterator[QueueState]:
+    """Every active queue (the sweep visits each), by keyset pages."""
     for status in ACTIVE:
-        offset = 0
+        after: tuple[str, str] | None = None
         while True:
-            docs, total = store.list(status=status.value, symbol=symbol, limit=200, offset=offset)
+            docs, _ = store.list(status=status.value, symbol=symbol, limit=200, offset=0, after=after)
             for doc in docs:
-                yield QueueState.model_validate_json(doc)
-            offset += len(docs)
-            if not docs or offset >= total:
+                state = QueueState.model_validate_json(doc)
+                after = (state.started_at or "", state.id)
+                yield state
+            if len(docs) < 200:
                 break
 
 
@@ -50,36 +51,22 @@ def holder(state: QueueState, job: JobState) -> str:
     return f"{state.id}/{job.id}"
 
 
-def _rank(state: QueueState) -> tuple[int, str]:
-    return (-state.priority, state.started_at or "")
+def _rank(state: QueueState) -> str:
+    return facts.rank(state.priority, state.started_at)
 
 
-def _competes(slots: Slots, a: str, b: str) -> bool:
-    return a == b or (GLOBAL in slots.limits)
+def waiting_for_slots(store: StateStore, target: str | None = None, limit: int = 10) -> list[QueueState]:
+    """Queues with ready jobs held back by a slot (of `target`, or any), best first: read from
+    the store's index of waiting queues, never by scanning the active ones."""
+    return [QueueState.model_validate_json(doc) for doc in store.waiting(target, limit)]
 
 
-def _waits_for_slot(job: JobState) -> bool:
-    if job.status != JobStatus.PENDING:
-        return False
-    if job.wait is None:  # a document written before `wait` existed: its text says it
-        return (job.waiting or "").startswith(SLOT_WAIT)
-    return job.wait == WaitReason.SLOT
-
-
-def waiting_for_slots(store: StateStore) -> list[QueueState]:
-    """Queues with ready jobs held back by a slot, best first."""
-    found = [q for q in active_queues(store) if any(_waits_for_slot(j) for j in q.jobs)]
-    return sorted(found, key=_rank)
-
-
-def outranked(waiting: list[QueueState], slots: Slots, state: QueueState, job: JobState) -> bool:
-    """Whether a queue in `waiting` (from `waiting_for_slots`) should get the slot first."""
-    mine = _rank(state)
-    for other in waiting:
-        if other.id == state.id or _rank(other) >= mine:
-            continue
-        if any(_waits_for_slot(j) and _competes(slots, j.target, job.target) for j in other.jobs):
-            return True
+def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState) -> bool:
+    """Whether another queue waiting for a competing slot should get it first."""
+    competing = None if GLOBAL in slots.limits else job.target  # a global limit: every slot competes
+    for other in waiting_for_slots(store, competing, limit=2):  # the best, and this queue maybe
+        if other.id != state.id:
+            return _rank(other) < _rank(state)
     return False
 
 
@@ -87,14 +74,11 @@ def gate(store: StateStore, slots: Slots, state: QueueState) -> tuple[set[str], 
     """(jobs allowed to launch now, why the others wait)."""
     allowed: set[str] = set()
     blocked: dict[str, str] = {}
-    waiting: list[QueueState] | None = None  # one scan of the other queues per call, only if needed
     for job in scheduling.ready(state):
         if not slots.limited(job.target):
             allowed.add(job.id)
             continue
-        if waiting is None:
-            waiting = waiting_for_slots(store)
-        if outranked(waiting, slots, state, job):
+        if outranked(store, slots, state, job):
             blocked[job.id] = SLOT_WAIT + f"{job.target}: queues of higher priority are waiting first"
         elif slots.acquire(job.target, holder(state, job)):
             allowed.add(job.id)
@@ -110,21 +94,22 @@ def _overlap(a: str, b: str) -> bool:
 
 
 def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None:
-    """:raises Conflict: a request overlaps one of another active queue (naming it)."""
+    """:raises Conflict: a request overlaps one of another active queue (naming it). Reads the
+    facts of the symbol's active queues only, not their documents."""
     if command.allow_overlap:
         return
-    mine = {(r.target, r.type) for r in command.requests}
-    for other in active_queues(store, symbol=command.symbol):
-        if other.id == queue_id or not _overlap(command.time_range, other.time_range):
+    mine = {f"{r.target}/{r.type}" for r in command.requests}
+    for other_id, text in sorted(store.active_facts(command.symbol)):
+        other = json.loads(text)
+        if other_id == queue_id or not other.get("t") or not _overlap(command.time_range, other["t"]):
             continue
-        clash = sorted(mine & {(j.target, j.type) for j in other.jobs
-                               if j.status not in (JobStatus.FINISHED, JobStatus.SKIPPED)})
+        clash = sorted(mine & set(other.get("l", ())))
         if clash:
-            what = ", ".join(f"{t}/{k}" for t, k in clash)
+            what = ", ".join(clash)
             raise Conflict(
-                f"overlaps queue {other.id} ({what} for {command.symbol} {other.time_range}); "
+                f"overlaps queue {other_id} ({what} for {command.symbol} {other['t']}); "
                 "send allow_overlap: true to run both",
-                details=[{"queue_id": other.id, "requests": [list(c) for c in clash]}])
+                details=[{"queue_id": other_id, "requests": [c.split("/", 1) for c in clash]}])
 
 
 def after_report(ctx: Context, state: QueueState, reporters: list[str], ended: list[str]) -> list[str]:
@@ -153,7 +138,7 @@ def release(ctx: Context, state: QueueState, job_ids: list[str]) -> list[str]:
     for job in state.jobs:
         if job.id in job_ids and slots.limited(job.target):
             slots.release(job.target, holder(state, job))
-    return [waiting.id for waiting in waiting_for_slots(ctx.store)[:5] if waiting.id != state.id]
+    return [waiting.id for waiting in waiting_for_slots(ctx.store, None, 6) if waiting.id != state.id][:5]
 
 
 __all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "after_report", "check_overlap", "gate", "holder",

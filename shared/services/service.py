@@ -11,11 +11,11 @@ from typing import Any
 from shared.adapters import metrics
 from shared.adapters.bus import EVENTS
 from shared.adapters.state import AlreadyExists, load, mutate
-from shared.core import constants, lifecycle, lineage, scheduling
+from shared.core import constants, facts, lifecycle, lineage, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
-from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused
-from shared.core.models import JobStatus, Outcome, QueueStart, QueueState, QueueStatus, Telemetry
+from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused, NotFound
+from shared.core.models import Outcome, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.services import admission, launching, outbox, reports, stopping
 from shared.services.context import Context
 
@@ -59,6 +59,13 @@ class QueueService(Context):
         :raises BackendUnavailable:
         """
         queue_id = queue_id_for(idempotency_key)
+        archived = self.store.get(queue_id, archived=True) if idempotency_key else None
+        if archived is not None:  # a replay of a queue that ended long ago: it stays that queue
+            state = QueueState.model_validate_json(archived[0])
+            if state.request_hash != _hash(command):
+                raise Conflict(f"idempotency key {idempotency_key!r} was used for a different queue payload")
+            metrics.STARTS.labels("replayed").inc()
+            return Started(state=state, created=False)
         stamp = now()
         needs = lineage.plan(command, exists=self.dataset_exists)
         state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs)
@@ -71,7 +78,7 @@ class QueueService(Context):
         admission.check_overlap(self.store, command, queue_id)
         created = True
         try:
-            self.store.create(queue_id, state.model_dump_json(exclude_none=True))
+            self.store.create(queue_id, state.model_dump_json(exclude_none=True), facts=facts.of(state))
         except AlreadyExists:
             created = False
             state, _ = load(self.store, queue_id)
@@ -100,8 +107,8 @@ class QueueService(Context):
 
     def dataset_exists(self, name: str) -> bool:
         """Whether a collection a request reads already exists outside the queue."""
-        checker = getattr(self.store, "collection_exists", None)
-        return bool(checker and checker(name))
+        catalog = getattr(self.store, "collection_exists", None)  # ArangoDB: the real collections
+        return bool(catalog(name) if catalog else self.store.dataset_written(name))
 
     def retry(self, queue_id: str) -> QueueState:
         """Re-run only what failed or was skipped.
@@ -171,21 +178,32 @@ class QueueService(Context):
     # -- queries -----------------------------------------------------------
 
     def get(self, queue_id: str) -> QueueState:
-        state, _ = load(self.store, queue_id)
+        """A queue, from the hot set or else the archive.
+
+        :raises NotFound:
+        """
+        try:
+            state, _ = load(self.store, queue_id)
+        except NotFound:
+            found = self.store.get(queue_id, archived=True)
+            if found is None:
+                raise
+            return QueueState.model_validate_json(found[0])
         return state
 
     def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int,
-             after: tuple[str, str] | None = None) -> tuple[list[QueueState], int]:
-        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset, after=after)
+             after: tuple[str, str] | None = None, archived: bool = False) -> tuple[list[QueueState], int]:
+        docs, total = self.store.list(status=status, symbol=symbol, limit=limit, offset=offset, after=after,
+                                      archived=archived)
         return [QueueState.model_validate_json(d) for d in docs], total
 
     def job_counts(self) -> dict[tuple[str, str], int]:
+        """Live jobs of active queues by (target, status), from the store's counters."""
         counts: dict[tuple[str, str], int] = {}
-        for state in admission.active_queues(self.store):
-            for job in state.jobs:
-                if job.status in (JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING):
-                    key = (job.target, job.status.value)
-                    counts[key] = counts.get(key, 0) + 1
+        for name, n in self.store.counters("j.").items():
+            labels = facts.parse_job_counter(name)
+            if labels is not None:
+                counts[labels] = n
         return counts
 
     def readiness(self, *, launcher: bool) -> dict[str, str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.adapters.state import reindex
+from shared.adapters.state.base import GroupConflict
 from shared.core import clock, lifecycle
 from shared.core.errors import BackendUnavailable, QueueManagerError
 from shared.core.models import JobStatus, QueueState, QueueStatus
@@ -25,6 +27,7 @@ from shared.services.service import QueueService
 
 UNCONFIRMED_AFTER_S = 60.0
 RECENT = 200
+ARCHIVE_PER_SWEEP = 500
 """How many of the newest ended queues (per status) the sweep checks for unpublished events."""
 
 
@@ -63,11 +66,12 @@ def drift_turn(candidates: dict[str, float], budget: int, at: str) -> list[str]:
 def sweep(service: QueueService) -> dict[str, Any]:
     at = clock.now()
     report: dict[str, list[str]] = {"timed_out": [], "stopped": [], "relaunched": [], "flushed": [],
-                                    "renewed": [], "drift_checked": [], "repaired": [], "failed": []}
+                                    "renewed": [], "drift_checked": [], "repaired": [], "archived": [], "failed": []}
     grace = service.settings.jobs.stop_grace_seconds
     drift_after = service.settings.jobs.drift_after_seconds
     slots = service.slots
     unchanged: dict[str, float] = {}
+    reindex(service.store)  # documents an earlier version stored without facts, a batch per sweep
     for state in list(admission.active_queues(service.store)):
         try:
             if state.status != QueueStatus.STOPPING and state.deadline_at and _age(state.deadline_at, at) >= 0:
@@ -119,8 +123,15 @@ def sweep(service: QueueService) -> dict[str, Any]:
                     report["flushed"].append(ended.id)
                 except QueueManagerError as e:
                     report["failed"].append(f"{ended.id}: {e}")
+    # Queues that ended long ago leave the hot set, a batch per sweep (readable in the archive).
+    days = service.settings.jobs.retention_days
+    if days:
+        try:
+            report["archived"] = service.store.archive(clock.plus(at, -days * 86400), ARCHIVE_PER_SWEEP)
+        except (GroupConflict, BackendUnavailable) as e:
+            report["failed"].append(f"archive: {e}")
     # Slots freed by expiry or by the stops above go to the best waiting queues.
-    for waiting in admission.waiting_for_slots(service.store)[:10]:
+    for waiting in admission.waiting_for_slots(service.store, None, 10):
         try:
             if waiting.status not in lifecycle.TERMINAL_QUEUE:
                 service.advance(waiting.id)

@@ -102,3 +102,10 @@ def test_cursor_and_offset_together_is_a_400(client, legacy):
     assert cursor
     r = client("status").get("/queues", params={"cursor": cursor, "offset": 1})
     assert r.status_code == 400 and "not both" in r.json()["message"]
+
+
+def test_offset_is_bounded_and_says_to_use_the_cursor(client):
+    r = client("status").get("/queues", params={"offset": 10_001})
+    assert r.status_code == 400
+    assert "offset must be an integer from 0 to 10000" in r.json()["message"]
+    assert client("status").get("/queues", params={"offset": 10_000}).status_code == 200

@@ -50,6 +50,7 @@ VARIABLES: dict[str, tuple[str, str, object]] = {
     "JOB_NODE_SELECTOR": ('{"zone": "b"}', "jobs.node_selector", {"zone": "b"}),
     "LEASE_TTL_SECONDS": ("30", "jobs.lease_ttl_seconds", 30),
     "STOP_GRACE_SECONDS": ("1.5", "jobs.stop_grace_seconds", 1.5),
+    "RETENTION_DAYS": ("7.5", "jobs.retention_days", 7.5),
     "DRIFT_AFTER_SECONDS": ("9", "jobs.drift_after_seconds", 9.0),
     "DRIFT_CHECKS_PER_SWEEP": ("4", "jobs.drift_checks_per_sweep", 4),
     "QM_LOCAL_DIR": ("/data", "local_dir", "/data"),

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 
-from shared.adapters.state import AlreadyExists, RevisionConflict, mutate
+from shared.adapters.state import AlreadyExists, RevisionConflict, mutate, reindex
 from shared.adapters.state.arango import ArangoStore
 from shared.adapters.state.base import InvalidKey
 from shared.adapters.state.sqlite import SqliteStore
-from shared.core import lifecycle
+from shared.core import facts, lifecycle
 from shared.core.config import ArangoSettings
 from shared.core.errors import BackendUnavailable
-from shared.core.models import QueueStart
+from shared.core.models import QueueStart, QueueState
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.
@@ -58,8 +58,16 @@ def _doc(symbol="BTCUSDT", started_at="2024-01-01T00:00:00Z", status="pending"):
     return doc
 
 
+def _facts(doc):
+    return facts.of(QueueState.model_validate(doc))
+
+
 def _put(store, doc):
-    return store.create(doc["id"], json.dumps(doc))
+    return store.create(doc["id"], json.dumps(doc), facts=_facts(doc))
+
+
+def _replace(store, doc, rev, **kw):
+    return store.replace(doc["id"], json.dumps(doc), rev=rev, facts=_facts(doc), **kw)
 
 
 def _get(store, key):
@@ -134,19 +142,18 @@ def test_list_filters_sorts_and_pages(store):
 
 
 def test_status_filter_follows_replaces(store):
-    """A status change is found by the filter; `same_status` writes keep it found."""
+    """A status change is found by the filter; `same_facts` writes keep it found."""
     symbol = "S" + uuid.uuid4().hex[:8].upper()
     doc = _doc(symbol=symbol, status="pending")
     rev = _put(store, doc)
-    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading"}), rev=rev)
-    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading", "records_written": 7}), rev=rev,
-                        same_status=True)
+    rev = _replace(store, {**doc, "status": "loading"}, rev)
+    rev = _replace(store, {**doc, "status": "loading", "records_written": 7}, rev, same_facts=True)
 
     def ids(status):
         return [json.loads(t)["id"] for t in store.list(status=status, symbol=symbol, limit=5, offset=0)[0]]
 
     assert ids("loading") == [doc["id"]] and ids("pending") == []
-    store.replace(doc["id"], json.dumps({**doc, "status": "finished"}), rev=rev)
+    _replace(store, {**doc, "status": "finished"}, rev)
     assert ids("finished") == [doc["id"]] and ids("loading") == []
 
 
@@ -203,3 +210,47 @@ def test_arango_wrong_password_is_backend_unavailable():
         store = ArangoStore(ArangoSettings(url=server.url, db="streamforge", password="wrong"))
         with pytest.raises(BackendUnavailable, match="401"):
             store.ping()
+
+
+def test_documents_stored_without_facts_are_counted_once_reindexed(store):
+    """What an earlier version stored has no facts: `reindex` counts it, exactly once, also when
+    a write reached it first."""
+    before = store.count_by_status()
+    legacy = [_doc(status="finished"), _doc(status="finished"), _doc(status="error")]
+    for doc in legacy:
+        store.create(doc["id"], json.dumps(doc))
+    assert store.count_by_status() == before
+    assert {k for k, _, _ in store.unindexed(1000)} >= {d["id"] for d in legacy}
+
+    def note(state):
+        state.unattributed_records += 1  # changes no fact
+        return True
+
+    mutate(store, legacy[0]["id"], note)
+    while reindex(store):
+        pass
+    assert store.unindexed(1000) == []
+    after = store.count_by_status()
+    assert after.get("finished", 0) - before.get("finished", 0) == 2
+    assert after.get("error", 0) - before.get("error", 0) == 1
+
+
+def test_an_sqlite_file_from_before_the_facts_is_upgraded(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "state.db")
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE queue_state (key TEXT PRIMARY KEY, rev INTEGER NOT NULL, doc TEXT NOT NULL,"
+                     " status TEXT, symbol TEXT, started_at TEXT);"
+                     " CREATE INDEX queue_state_status ON queue_state (status);")
+    doc = _doc(status="loading")
+    db.execute("INSERT INTO queue_state VALUES (?, 1, ?, 'loading', 'BTCUSDT', ?)",
+               (doc["id"], json.dumps(doc), doc["started_at"]))
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.count_by_status() == {}
+    assert reindex(store) == 1
+    assert store.count_by_status() == {"loading": 1}
+    assert store.list(status="loading", symbol="BTCUSDT", limit=5, offset=0)[1] == 1
+    store.close()

@@ -166,3 +166,26 @@ def test_with_tokens_the_dashboard_asks_for_one_and_uses_it(browser, tmp_path):
         headers = {"Authorization": "Bearer ui-read"}
         assert server.call("GET", f"/queues/{queue_id}", headers=headers)[1]["data"]["status"] == "stopped"
         assert "ui-operate" not in (tmp_path / f"all-{server.port}.log").read_text()
+
+
+def test_older_queues_page_in_by_cursor(browser, tmp_path):
+    """Past the first 100, "Older queues" follows the server's cursor; queues started meanwhile
+    go on top, and none is shown twice."""
+    from selenium.webdriver.common.by import By
+
+    with FunctionServer("all", base_env(tmp_path / "state"), tmp_path) as server:
+        legacy = json.loads((ROOT / "shared" / "examples" / "legacy.json").read_text())
+        for n in range(103):
+            code, body = server.call("POST", "/queues/start", {**legacy, "symbol": f"S{n:03d}USDT"})
+            assert code == 200, body
+        browser.get(server.url + "/ui")
+        _wait(browser, lambda d: d.find_element(By.ID, "list-state").text.startswith("100 of 103"), "not 100 of 103")
+        more = browser.find_element(By.ID, "more")
+        assert more.is_displayed()
+        assert server.call("POST", "/queues/start", {**legacy, "symbol": "NEWUSDT"})[0] == 200
+        more.click()
+        _wait(browser, lambda d: d.find_element(By.ID, "list-state").text.startswith("104 queue(s)"), "not 104")
+        ids = [b.get_attribute("data-queue-id") for b in browser.find_elements(By.CSS_SELECTOR, "button.queue-item")]
+        assert len(ids) == len(set(ids)) == 104
+        assert "NEWUSDT" in browser.find_elements(By.CSS_SELECTOR, "button.queue-item")[0].text
+        assert not browser.find_element(By.ID, "more").is_displayed()

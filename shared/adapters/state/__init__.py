@@ -13,12 +13,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from shared.adapters.state.base import AlreadyExists, RevisionConflict, StateStore
+from shared.core import facts
 from shared.core.config import Settings
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable, NotFound
 from shared.core.models import QueueState
 
-__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store"]
+__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store",
+           "reindex"]
 
 MAX_ATTEMPTS = 50
 
@@ -85,14 +87,15 @@ def mutate(
     for attempt in range(MAX_ATTEMPTS):
         found = _take(store, queue_id) if monotonic and attempt == 0 else None
         state, rev = found or load(store, queue_id)
-        status = state.status
+        before = facts.of(state)
         if not change(state):
             if found:
                 continue  # maybe only the remembered copy is behind: ask the store
             return state, False
+        after = facts.of(state)
         try:
             new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev,
-                                    same_status=state.status == status)
+                                    facts=after, same_facts=after == before)
         except RevisionConflict:
             continue
         if monotonic:
@@ -101,3 +104,17 @@ def mutate(
             _take(store, queue_id)  # outdated now
         return state, True
     raise BackendUnavailable("state", f"queue {queue_id} too contended, retry")
+
+
+def reindex(store: StateStore, *, limit: int = 500) -> int:
+    """Give facts to documents stored before they existed (their queues are counted from
+    then on); how many were indexed. A lost compare-and-set is left for the next call."""
+    done = 0
+    for key, doc, rev in store.unindexed(limit):
+        state = QueueState.model_validate_json(doc)
+        try:
+            store.replace(key, doc, rev=rev, facts=facts.of(state))
+        except RevisionConflict:  # written meanwhile, with its facts
+            continue
+        done += 1
+    return done

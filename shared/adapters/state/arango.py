@@ -2,9 +2,12 @@
 
 Only these calls reach the server, and the test stand-in implements exactly
 them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
-`ignoreRevs=false`), collection/index creation, the two AQL queries below, and
+`ignoreRevs=false`), collection/index creation, the AQL queries below, and
 stream transactions (`batch`: begin, the `x-arango-trx-id` header on the
-document calls, commit, abort).
+document calls and queries, commit, abort).
+
+A document keeps its facts (`shared/core/facts.py`) in its `facts` attribute, where the
+indexes find them; the counters live in `<collection>_counters`, one document per counter.
 """
 
 from __future__ import annotations
@@ -26,28 +29,44 @@ from arango.exceptions import (
 from arango.http import DefaultHTTPClient
 from requests.exceptions import RequestException
 
-from shared.adapters.state.base import AlreadyExists, GroupConflict, InvalidKey, RevisionConflict, valid_key
+from shared.adapters.state.arango_aql import (
+    ACTIVE,
+    ACTIVE_QUERY,
+    ARCHIVE_INDEXES,
+    ARCHIVED,
+    COUNTERS_QUERY,
+    CREATE_QUERY,
+    DATASET_QUERY,
+    ENDED_QUERY,
+    INDEXES,
+    LIST_QUERY,
+    REMOVE_QUERY,
+    REPLACE_QUERY,
+    UNINDEXED_QUERY,
+    WAITING_FOR_QUERY,
+    WAITING_QUERY,
+)
+from shared.adapters.state.base import (
+    AlreadyExists,
+    GroupConflict,
+    InvalidKey,
+    Pairs,
+    RevisionConflict,
+    Texts,
+    Triples,
+    valid_key,
+)
 from shared.core.config import ArangoSettings
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
+from shared.core.facts import queue_counter
+from shared.core.models import QueueStatus
 
-LIST_QUERY = (
-    "FOR q IN @@col"
-    " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol)"
-    " FILTER @at == null OR q.started_at < @at OR (q.started_at == @at AND q._key > @key)"
-    " SORT q.started_at DESC, q._key ASC LIMIT @offset, @limit RETURN q"
-)
-TOTAL_QUERY = (
-    "RETURN LENGTH(FOR q IN @@col"
-    " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol) RETURN 1)"
-)
-COUNT_QUERY = "FOR q IN @@col COLLECT s = q.status WITH COUNT INTO n RETURN {status: s, count: n}"
-INDEXES = (["status"], ["symbol"], ["started_at"])
 ERR_UNIQUE = 1210
 ERR_CONFLICT = 1200  # 409 "write-write conflict" in a transaction; 412 is a revision mismatch
 LOCK_TIMEOUT_S = 5
 ERR_TRX_GONE = 1655  # the stream transaction expired (idle too long) or the server restarted
-_META = ("_key", "_id", "_rev", "_oldRev")
+_META = ("_key", "_id", "_rev", "_oldRev", "facts")
 
 
 def _text(doc: dict[str, Any]) -> str:
@@ -59,6 +78,8 @@ class ArangoStore:
 
     def __init__(self, settings: ArangoSettings, collection: str = QUEUE_COLLECTION) -> None:
         self.collection = collection
+        self.counters_collection = f"{collection}_counters"
+        self.archive_collection = f"{collection}_archive"
         # One retry at most: Knative retries the whole delivery on our 503.
         self._client = ArangoClient(
             hosts=settings.url,
@@ -68,12 +89,18 @@ class ArangoStore:
         self._db = self._client.db(settings.db, username=settings.user, password=settings.password)
         self._col = self._db.collection(collection)
         self._ready = False
-        self._local = threading.local()  # .col: this thread's collection inside a batch
+        self._local = threading.local()  # .col and .db: this thread's transaction inside a batch
         self._batch_lock = threading.Lock()
+        self._uncounted: set[str] = set()  # read without facts: not in the counters yet
 
     def _collection(self) -> Any:
         col = getattr(self._local, "col", None)  # not `or`: a collection's len() is a count request
         return self._col if col is None else col
+
+    def _query(self, query: str, **bind: Any) -> list[Any]:
+        db = getattr(self._local, "db", None)
+        db = self._db if db is None else db
+        return list(self._guard(db.aql.execute, query, bind_vars=bind))
 
     def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -88,37 +115,70 @@ class ArangoStore:
             raise
 
     def _ensure_schema(self) -> None:
-        if not self._db.has_collection(self.collection):
-            try:
-                self._db.create_collection(self.collection)
-            except ArangoServerError as e:
-                if e.error_code != 1207:  # created meanwhile by another instance
-                    raise
-        for fields in INDEXES:
-            self._col.add_index({"type": "persistent", "fields": fields})
+        for name in (self.collection, self.counters_collection, self.archive_collection):
+            if not self._db.has_collection(name):
+                try:
+                    self._db.create_collection(name)
+                except ArangoServerError as e:
+                    if e.error_code != 1207:  # created meanwhile by another instance
+                        raise
+        for index in INDEXES:
+            self._col.add_index(dict(index))
+        for index in ARCHIVE_INDEXES:
+            self._db.collection(self.archive_collection).add_index(dict(index))
         self._ready = True
 
-    def create(self, key: str, doc: str) -> str:
+    def _write(self, query: str, doc: dict[str, Any], key: str) -> str:
+        """A write whose facts changed: the document and the counters in one query."""
+        try:
+            found = self._query(query, doc=doc, **{"@col": self.collection, "@counters": self.counters_collection})
+        except ArangoServerError as e:
+            if e.error_code == ERR_UNIQUE:
+                raise AlreadyExists(key) from e
+            if e.error_code == ERR_CONFLICT or e.http_code in (409, 412):
+                # a changed revision, or a counter another writer holds: nothing was written
+                if getattr(self._local, "db", None) is None:
+                    raise RevisionConflict(key) from e
+                raise GroupConflict(key) from e
+            raise
+        return str(found[0])
+
+    def create(self, key: str, doc: str, *, facts: str | None = None) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
+        body = {**json.loads(doc), "_key": key}
+        if facts is not None:
+            return self._write(CREATE_QUERY, {**body, "facts": json.loads(facts)}, key)
         try:
-            meta = self._guard(self._collection().insert, {**json.loads(doc), "_key": key})
+            meta = self._guard(self._collection().insert, body)
         except DocumentInsertError as e:
             if e.error_code == ERR_UNIQUE:
                 raise AlreadyExists(key) from e
             raise
         return str(meta["_rev"])
 
-    def get(self, key: str) -> tuple[str, str] | None:
+    def get(self, key: str, *, archived: bool = False) -> tuple[str, str] | None:
         if not valid_key(key):  # python-arango would read "a/b" as a document id of collection "a"
             return None
-        doc = self._guard(self._collection().get, key)
-        return None if doc is None else (_text(doc), str(doc["_rev"]))
+        col = self._db.collection(self.archive_collection) if archived else self._collection()
+        doc = self._guard(col.get, key)
+        if doc is None:
+            return None
+        if "facts" not in doc and not archived:  # stored before facts: its next write counts it (see replace)
+            self._uncounted.add(key)
+        return _text(doc), str(doc["_rev"])
 
-    def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
+                same_facts: bool = False) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
         body = {**json.loads(doc), "_key": key, "_rev": rev}
+        if facts is not None:
+            body["facts"] = json.loads(facts)  # carried as they are, or counted anew below
+            if not same_facts or key in self._uncounted:
+                rev = self._write(REPLACE_QUERY, body, key)
+                self._uncounted.discard(key)
+                return rev
         try:
             meta = self._guard(self._collection().replace, body, check_rev=True)
         except DocumentRevisionError as e:
@@ -144,19 +204,20 @@ class ArangoStore:
         # never conflict with each other; only another instance's writes can.
         with self._batch_lock:
             try:
-                trx = self._guard(self._db.begin_transaction, read=[self.collection], write=[self.collection],
-                                  lock_timeout=LOCK_TIMEOUT_S)
+                names = [self.collection, self.counters_collection, self.archive_collection]
+                trx = self._guard(self._db.begin_transaction, read=names, write=names, lock_timeout=LOCK_TIMEOUT_S)
             except ArangoServerError as e:  # e.g. a lock timeout (errorNum 18): try again later
                 raise BackendUnavailable("arango", f"transaction not begun: {e.error_message}") from e
             self._local.col = trx.collection(self.collection)
+            self._local.db = trx
             try:
                 yield
             except BaseException:
-                self._local.col = None
+                self._local.col = self._local.db = None
                 with contextlib.suppress(ArangoServerError, ArangoClientError, RequestException, ConnectionError):
                     trx.abort_transaction()
                 raise
-            self._local.col = None
+            self._local.col = self._local.db = None
             try:
                 self._guard(trx.commit_transaction)
             except ArangoServerError as e:  # not committed: nothing of the group is stored
@@ -168,27 +229,60 @@ class ArangoStore:
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int,
-        after: tuple[str, str] | None = None,
+        after: tuple[str, str] | None = None, archived: bool = False,
     ) -> tuple[list[str], int]:
-        cursor = self._guard(
-            self._db.aql.execute,
-            LIST_QUERY,
-            bind_vars={"@col": self.collection, "status": status, "symbol": symbol,
-                       "offset": offset, "limit": limit, "at": after[0] if after else None,
-                       "key": after[1] if after else None},
-            full_count=True,
-        )
-        docs = [_text(d) for d in cursor]
-        if after is None:
-            return docs, int(cursor.statistics().get("fullCount", len(docs)))
-        # past a cursor, fullCount counts what is left: the total is the filter's, whole
-        total = self._guard(self._db.aql.execute, TOTAL_QUERY,
-                            bind_vars={"@col": self.collection, "status": status, "symbol": symbol})
-        return docs, int(next(iter(total), 0))
+        docs = self._query(LIST_QUERY, status=status, symbol=symbol, offset=offset, limit=limit,
+                           at=after[0] if after else None, key=after[1] if after else None,
+                           **{"@col": self.archive_collection if archived else self.collection})
+        name = (ARCHIVED if archived else "") + queue_counter(status, symbol)
+        counter = self._guard(self._db.collection(self.counters_collection).get, name)
+        return [_text(d) for d in docs], int(counter["n"]) if counter else 0
+
+    def archive(self, before: str, limit: int) -> Texts:
+        """Move up to `limit` queues that ended before `before` to the archive, in one transaction."""
+        cols = {"@col": self.collection}
+        moved: Texts = []
+        try:
+            with self.batch():
+                archive = self._local.db.collection(self.archive_collection)
+                for doc in self._query(ENDED_QUERY, before=before, limit=limit, **cols):
+                    body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+                    self._guard(archive.insert, body, overwrite=True, silent=True)
+                    self._query(REMOVE_QUERY, key=doc["_key"], rev=doc["_rev"],
+                                **cols, **{"@counters": self.counters_collection})
+                    moved.append(doc["_key"])
+        except ArangoServerError as e:  # a queue written meanwhile: nothing moved, the next sweep tries
+            if e.http_code in (409, 412):
+                raise GroupConflict(self.archive_collection) from e
+            raise
+        return moved
+
+    def counters(self, prefix: str) -> dict[str, int]:
+        rows = self._query(COUNTERS_QUERY, prefix=prefix, **{"@counters": self.counters_collection})
+        return {name: int(n) for name, n in rows}
 
     def count_by_status(self) -> dict[str, int]:
-        cursor = self._guard(self._db.aql.execute, COUNT_QUERY, bind_vars={"@col": self.collection})
-        return {row["status"]: row["count"] for row in cursor}
+        names = {queue_counter(status.value): status.value for status in QueueStatus}
+        found = self._guard(self._db.collection(self.counters_collection).get_many, list(names))
+        return {names[d["_key"]]: int(d["n"]) for d in found if d.get("n")}
+
+    def waiting(self, target: str | None, limit: int) -> Texts:
+        if target is None:
+            docs = self._query(WAITING_QUERY, limit=limit, **{"@col": self.collection})
+        else:
+            docs = self._query(WAITING_FOR_QUERY, target=target, limit=limit, **{"@col": self.collection})
+        return [_text(d) for d in docs]
+
+    def active_facts(self, symbol: str) -> Pairs:
+        rows = self._query(ACTIVE_QUERY, symbol=symbol, active=list(ACTIVE), **{"@col": self.collection})
+        return [(key, json.dumps(facts, separators=(",", ":"))) for key, facts in rows if facts]
+
+    def dataset_written(self, name: str) -> bool:
+        return bool(self._query(DATASET_QUERY, name=name, **{"@col": self.collection}))
+
+    def unindexed(self, limit: int) -> Triples:
+        docs = self._query(UNINDEXED_QUERY, limit=limit, **{"@col": self.collection})
+        return [(d["_key"], _text(d), str(d["_rev"])) for d in docs]
 
     def collection_exists(self, name: str) -> bool:
         """The pipeline's collections live in the same database as `queue_state`."""

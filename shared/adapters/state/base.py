@@ -20,6 +20,12 @@ def valid_key(key: object) -> bool:
     return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
 
+# Results, named: inside the classes below, `list` is the listing method.
+Texts = list[str]
+Pairs = list[tuple[str, str]]
+Triples = list[tuple[str, str, str]]
+
+
 class InvalidKey(ValueError):
     """Not a key ArangoDB accepts. Reading one finds nothing; writing one is a bug."""
 
@@ -40,21 +46,25 @@ class RevisionConflict(Exception):
 class StateStore(Protocol):
     backend: str
 
-    def create(self, key: str, doc: str) -> str:
-        """Insert the JSON document `doc` under `key`; return its revision.
+    def create(self, key: str, doc: str, *, facts: str | None = None) -> str:
+        """Insert the JSON document `doc` under `key`; return its revision. `facts`
+        (`shared.core.facts.of`) are indexed with it, in the same write.
 
         :raises AlreadyExists:
         :raises InvalidKey: `key` breaks ArangoDB's key rule (`valid_key`)
         """
 
-    def get(self, key: str) -> tuple[str, str] | None:
-        """(document JSON, revision), or None (also for a key no document can have)."""
+    def get(self, key: str, *, archived: bool = False) -> tuple[str, str] | None:
+        """(document JSON, revision), or None (also for a key no document can have); from the
+        archive if `archived`."""
 
-    def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
+                same_facts: bool = False) -> str:
         """Replace the document if its revision is still `rev`; return the new one.
 
-        `same_status`: the caller vouches that the document's top-level `status`
-        is unchanged, so a backend that copies it into an index may skip that.
+        `facts`: the document's facts, indexed in the same write. `same_facts`: the caller
+        compared them with the stored ones and they did not change, so the write touches no
+        index (most telemetry: progress only).
 
         :raises RevisionConflict:
         """
@@ -69,13 +79,39 @@ class StateStore(Protocol):
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int,
-        after: tuple[str, str] | None = None,
+        after: tuple[str, str] | None = None, archived: bool = False,
     ) -> tuple[list[str], int]:
-        """Documents newest first (by `started_at`, then key), filtered; and the total. `after`
-        (the `started_at` and key of the last one of a page) starts past it: a keyset, stable
-        while queues are added, where an offset would shift."""
+        """Documents (of the archive, if `archived`) newest first (by `started_at`, then
+        key), filtered; and the total, from the counters (no count per page). `after` (the
+        `started_at` and key of the last one of a page) starts past it: a keyset, stable while
+        queues are added, where an offset would shift."""
 
-    def count_by_status(self) -> dict[str, int]: ...
+    def archive(self, before: str, limit: int) -> Texts:
+        """Move up to `limit` queues that ended before `before` (an ISO stamp) out of the hot
+        set into the archive, all or none; their keys, oldest first. Their counters move with them.
+
+        :raises GroupConflict: one was written meanwhile; nothing moved
+        """
+
+    def count_by_status(self) -> dict[str, int]:
+        """Stored queues by status, from the counters."""
+
+    def counters(self, prefix: str) -> dict[str, int]:
+        """The maintained counters whose name starts with `prefix`, zeros left out."""
+
+    def waiting(self, target: str | None, limit: int) -> Texts:
+        """Documents of queues with a job waiting for a slot of `target` (any target: None),
+        best rank first (`facts.rank`, then key)."""
+
+    def active_facts(self, symbol: str) -> Pairs:
+        """(key, facts) of the active queues of `symbol`."""
+
+    def dataset_written(self, name: str) -> bool:
+        """Whether a finished job of a stored queue wrote collection `name`."""
+
+    def unindexed(self, limit: int) -> Triples:
+        """(key, document, revision) of documents stored without facts (written before they
+        existed), for `shared.adapters.state.reindex`."""
 
     def ping(self) -> None:
         """:raises BackendUnavailable:"""

@@ -1,8 +1,9 @@
 """Embedded backend: one SQLite file, safe across processes (WAL, CAS on a revision).
 
-The filter columns are copied out of the JSON document by SQLite itself:
-symbol and start time once at insert (they never change), status at every
-write. (Indexed generated columns cost four times as much per update.)
+The filter columns are copied out of the JSON document by SQLite itself: symbol and start
+time once at insert (they never change), status with the facts, when they change. (Indexed
+generated columns cost four times as much per update.) Counters, slot waiters, written
+collections and the archive's counters are kept by triggers from the stored facts.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from shared.adapters.state.base import AlreadyExists, InvalidKey, RevisionConflict, valid_key
+from shared.adapters.state.base import AlreadyExists, InvalidKey, Pairs, RevisionConflict, Texts, Triples, valid_key
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
+from shared.core.facts import queue_counter
+from shared.core.models import QueueStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -27,10 +30,57 @@ CREATE TABLE IF NOT EXISTS {table} (
     symbol TEXT,
     started_at TEXT
 );
-CREATE INDEX IF NOT EXISTS {table}_status ON {table} (status);
-CREATE INDEX IF NOT EXISTS {table}_symbol ON {table} (symbol);
 CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at, key);
 """
+# The facts (shared/core/facts.py) and what is kept from them. Triggers keep the counters,
+# the slot waiters and the written collections from the stored facts, old and new, in the
+# statement that writes a document: no writer can skip them, none can count twice.
+FACTS = """
+DROP INDEX IF EXISTS {table}_status;
+DROP INDEX IF EXISTS {table}_symbol;
+CREATE INDEX IF NOT EXISTS {table}_status_started ON {table} (status, started_at, key);
+CREATE INDEX IF NOT EXISTS {table}_symbol_started ON {table} (symbol, started_at, key);
+CREATE INDEX IF NOT EXISTS {table}_waiting ON {table} (wait_rank, key) WHERE wait_rank IS NOT NULL;
+CREATE INDEX IF NOT EXISTS {table}_unindexed ON {table} (key) WHERE facts IS NULL;
+CREATE TABLE IF NOT EXISTS {table}_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {table}_waits (
+    target TEXT, rank TEXT, key TEXT, PRIMARY KEY (target, rank, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {table}_datasets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {table}_ended ON {table} (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {table}_archive (
+    key TEXT PRIMARY KEY, rev INTEGER NOT NULL, doc TEXT NOT NULL, status TEXT, symbol TEXT, started_at TEXT,
+    facts TEXT);
+CREATE INDEX IF NOT EXISTS {table}_archive_started ON {table}_archive (started_at, key);
+CREATE INDEX IF NOT EXISTS {table}_archive_status_started ON {table}_archive (status, started_at, key);
+CREATE INDEX IF NOT EXISTS {table}_archive_symbol_started ON {table}_archive (symbol, started_at, key);
+CREATE TRIGGER IF NOT EXISTS {table}_archived AFTER INSERT ON {table}_archive WHEN NEW.facts IS NOT NULL BEGIN
+INSERT INTO {table}_counters (name, n) SELECT 'a:' || key, value FROM json_each(NEW.facts, '$.c')
+    WHERE key = 'q' OR key LIKE 'q.%' OR key LIKE 's.%' ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_facts_in AFTER INSERT ON {table} WHEN NEW.facts IS NOT NULL BEGIN
+{add}
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_facts_up AFTER UPDATE OF facts ON {table}
+WHEN OLD.facts IS NOT NEW.facts BEGIN
+{drop}
+{add}
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_facts_out AFTER DELETE ON {table} WHEN OLD.facts IS NOT NULL BEGIN
+{drop}
+END;
+"""
+ADD = """INSERT INTO {table}_counters (name, n) SELECT key, value FROM json_each(NEW.facts, '$.c') WHERE true
+    ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+INSERT OR IGNORE INTO {table}_waits (target, rank, key)
+    SELECT value, json_extract(NEW.facts, '$.r'), NEW.key FROM json_each(NEW.facts, '$.w');
+INSERT OR IGNORE INTO {table}_datasets (name) SELECT value FROM json_each(NEW.facts, '$.d');"""
+DROP = """INSERT INTO {table}_counters (name, n) SELECT key, -value FROM json_each(OLD.facts, '$.c') WHERE true
+    ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+DELETE FROM {table}_waits WHERE target IN (SELECT value FROM json_each(OLD.facts, '$.w'))
+    AND rank = json_extract(OLD.facts, '$.r') AND key = OLD.key;"""
+FACT_COLUMNS = ("facts", "wait_rank", "ended_at")
+ACTIVE = ("pending", "loading", "stopping")
+ARCHIVED = "a:"  # the counters of the archive: "a:" + the hot counter's name
 
 
 class SqliteStore:
@@ -51,6 +101,12 @@ class SqliteStore:
             self._db.execute("PRAGMA wal_autocheckpoint=8000")
             self._db.execute("PRAGMA journal_size_limit=67108864")
             self._db.executescript(SCHEMA.format(table=table))
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column in FACT_COLUMNS:  # a file from before the facts: they are filled by reindex
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            self._db.executescript(FACTS.format(table=table, add=ADD.format(table=table),
+                                                drop=DROP.format(table=table)))
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
@@ -89,36 +145,42 @@ class SqliteStore:
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite: {e}") from e
 
-    def create(self, key: str, doc: str) -> str:
+    def create(self, key: str, doc: str, *, facts: str | None = None) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
         try:
             self._run(
-                f"INSERT INTO {self.table} (key, rev, doc, status, symbol, started_at) VALUES (?1, 1, ?2,"
-                " json_extract(?2, '$.status'), json_extract(?2, '$.symbol'),"
-                " json_extract(?2, '$.started_at'))",
-                (key, doc),
+                f"INSERT INTO {self.table} (key, rev, doc, status, symbol, started_at, facts, wait_rank, ended_at)"
+                " VALUES (?1, 1, ?2, json_extract(?2, '$.status'), json_extract(?2, '$.symbol'),"
+                " json_extract(?2, '$.started_at'), ?3, json_extract(?3, '$.r'), json_extract(?3, '$.e'))",
+                (key, doc, facts),
             )
         except sqlite3.IntegrityError as e:
             raise AlreadyExists(key) from e
         return "1"
 
-    def get(self, key: str) -> tuple[str, str] | None:
+    def get(self, key: str, *, archived: bool = False) -> tuple[str, str] | None:
         if not valid_key(key):
             return None
-        row = self._run(f"SELECT doc, rev FROM {self.table} WHERE key = ?", (key,)).fetchone()
+        table = f"{self.table}_archive" if archived else self.table
+        row = self._run(f"SELECT doc, rev FROM {table} WHERE key = ?", (key,)).fetchone()
         return None if row is None else (row[0], str(row[1]))
 
-    def replace(self, key: str, doc: str, *, rev: str, same_status: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
+                same_facts: bool = False) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
         new_rev = int(rev) + 1
-        # Naming the indexed status column in SET re-indexes it even when the value
-        # is the same: more than half the cost of a telemetry write.
-        status = "" if same_status else ", status = json_extract(?2, '$.status')"
+        # Naming an indexed column in SET re-indexes it even when the value is the same: more
+        # than half the cost of a telemetry write. Facts that did not change are not named.
+        if same_facts:
+            facts = None
+        indexed = "" if facts is None else (
+            ", status = json_extract(?2, '$.status'), facts = ?5, wait_rank = json_extract(?5, '$.r'),"
+            " ended_at = json_extract(?5, '$.e')")
         cur = self._run(
-            f"UPDATE {self.table} SET rev = ?1, doc = ?2{status} WHERE key = ?3 AND rev = ?4",
-            (new_rev, doc, key, int(rev)),
+            f"UPDATE {self.table} SET rev = ?1, doc = ?2{indexed} WHERE key = ?3 AND rev = ?4",
+            (new_rev, doc, key, int(rev)) + (() if facts is None else (facts,)),
         )
         if cur.rowcount != 1:
             raise RevisionConflict(key)
@@ -126,8 +188,9 @@ class SqliteStore:
 
     def list(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int,
-        after: tuple[str, str] | None = None,
+        after: tuple[str, str] | None = None, archived: bool = False,
     ) -> tuple[list[str], int]:
+        table = f"{self.table}_archive" if archived else self.table
         where: list[str] = []
         args: list[object] = []
         if status:
@@ -136,28 +199,66 @@ class SqliteStore:
         if symbol:
             where.append("symbol = ?")
             args.append(symbol)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = self._run(f"SELECT COUNT(*) FROM {self.table}{clause}", tuple(args)).fetchone()[0]
         if after is not None:
             where.append("(started_at < ? OR (started_at = ? AND key > ?))")
             args.extend((after[0], after[0], after[1]))
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._run(
-            f"SELECT doc FROM {self.table}{clause} ORDER BY started_at DESC, key LIMIT ? OFFSET ?",
+            f"SELECT doc FROM {table}{clause} ORDER BY started_at DESC, key LIMIT ? OFFSET ?",
             (*args, limit, offset),
         ).fetchall()
-        return [r[0] for r in rows], total
+        name = queue_counter(status, symbol)
+        row = self._run(f"SELECT n FROM {self.table}_counters WHERE name = ?",
+                        (ARCHIVED + name if archived else name,)).fetchone()
+        return [r[0] for r in rows], 0 if row is None else int(row[0])
+
+    def archive(self, before: str, limit: int) -> Texts:
+        with self.batch():
+            keys = [k for (k,) in self._run(
+                f"SELECT key FROM {self.table} WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at LIMIT ?",
+                (before, limit)).fetchall()]
+            if keys:
+                marks = ", ".join("?" * len(keys))
+                self._run(f"INSERT OR REPLACE INTO {self.table}_archive (key, rev, doc, status, symbol, started_at,"
+                          f" facts) SELECT key, rev, doc, status, symbol, started_at, facts FROM {self.table}"
+                          f" WHERE key IN ({marks})", tuple(keys))
+                self._run(f"DELETE FROM {self.table} WHERE key IN ({marks})", tuple(keys))
+        return keys
+
+    def counters(self, prefix: str) -> dict[str, int]:
+        rows = self._run(f"SELECT name, n FROM {self.table}_counters WHERE name >= ? AND name < ? AND n != 0",
+                         (prefix, prefix + "\U0010ffff")).fetchall()
+        return dict(rows)
 
     def count_by_status(self) -> dict[str, int]:
-        rows = self._run(f"SELECT status, COUNT(*) FROM {self.table} GROUP BY status").fetchall()
-        return {status: n for status, n in rows}
+        names = {queue_counter(status.value): status.value for status in QueueStatus}
+        rows = self._run(f"SELECT name, n FROM {self.table}_counters WHERE name IN ({', '.join('?' * len(names))})"
+                         " AND n != 0", tuple(names)).fetchall()
+        return {names[name]: n for name, n in rows}
 
-    def collection_exists(self, name: str) -> bool:
-        """Embedded stand-in for ArangoDB's catalog: a finished job of some queue wrote it."""
-        from shared.core.lineage import written_by  # lineage knows what each request writes
+    def waiting(self, target: str | None, limit: int) -> Texts:
+        if target is None:
+            sql = (f"SELECT doc FROM {self.table} WHERE wait_rank IS NOT NULL ORDER BY wait_rank, key LIMIT ?")
+            args: tuple[object, ...] = (limit,)
+        else:
+            sql = (f"SELECT q.doc FROM {self.table}_waits w JOIN {self.table} q ON q.key = w.key"
+                   " WHERE w.target = ? ORDER BY w.rank, w.key LIMIT ?")
+            args = (target, limit)
+        return [r[0] for r in self._run(sql, args).fetchall()]
 
-        rows = self._run(f"SELECT doc FROM {self.table} WHERE doc LIKE ?", (f'%"{name}"%',)).fetchall()
-        return any(written_by(doc, name) for (doc,) in rows)
+    def active_facts(self, symbol: str) -> Pairs:
+        rows = self._run(
+            f"SELECT key, facts FROM {self.table} WHERE symbol = ? AND status IN (?, ?, ?) AND facts IS NOT NULL",
+            (symbol, *ACTIVE)).fetchall()
+        return [(k, f) for k, f in rows]
+
+    def dataset_written(self, name: str) -> bool:
+        row = self._run(f"SELECT 1 FROM {self.table}_datasets WHERE name = ?", (name,)).fetchone()
+        return row is not None
+
+    def unindexed(self, limit: int) -> Triples:
+        rows = self._run(f"SELECT key, doc, rev FROM {self.table} WHERE facts IS NULL LIMIT ?", (limit,)).fetchall()
+        return [(k, d, str(r)) for k, d, r in rows]
 
     def ping(self) -> None:
         self._run("SELECT 1").fetchone()

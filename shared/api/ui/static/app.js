@@ -8,7 +8,10 @@ const LIST_REFRESH_MS = 5000;
 const TERMINAL = new Set(["finished", "stopped", "error"]);
 const $ = (id) => document.getElementById(id);
 
-const state = { cfg: { start: "", stop: "", status: "" }, selected: null, queue: null, source: null, timer: null };
+const state = {
+  cfg: { start: "", stop: "", status: "" }, selected: null, queue: null, source: null, timer: null,
+  pages: 1,  // pages of the list shown: "Older queues" adds one, each followed by its cursor
+};
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -71,8 +74,21 @@ async function refreshList() {
   const query = new URLSearchParams({ limit: "100" });
   if (status) query.set("status", status);
   try {
-    const payload = await call("GET", `${state.cfg.status}/queues?${query}`);
-    renderList(payload.data, payload.page ? payload.page.total : payload.data.length);
+    // Page by page with the server's cursor: a page starts after the last queue of the one
+    // before, so queues started meanwhile neither repeat nor push others out of view.
+    let queues = [];
+    let total = 0;
+    let next = null;
+    for (let page = 0; page < state.pages; page += 1) {
+      if (next) query.set("cursor", next);
+      const payload = await call("GET", `${state.cfg.status}/queues?${query}`);
+      queues = queues.concat(payload.data);
+      total = payload.page ? payload.page.total : queues.length;
+      next = payload.page ? payload.page.next : null;
+      if (!next) break;
+    }
+    renderList(queues, total);
+    $("more").hidden = !next;
   } catch (error) {
     $("list-state").textContent = `Cannot load queues: ${error.message}. Retrying every ${LIST_REFRESH_MS / 1000} s.`;
   }
@@ -346,7 +362,8 @@ async function main() {
     state.cfg = await call("GET", "/ui/config.json");
   } catch (_) { /* same origin for everything */ }
   $("queue-list").addEventListener("keydown", moveInList);
-  $("filter-status").addEventListener("change", refreshList);
+  $("filter-status").addEventListener("change", () => { state.pages = 1; refreshList(); });
+  $("more").addEventListener("click", () => { state.pages += 1; refreshList(); });
   $("refresh").addEventListener("click", refreshList);
   $("stop").addEventListener("click", stopQueue);
   $("retry").addEventListener("click", retryQueue);

@@ -1,0 +1,67 @@
+"""The AQL the ArangoDB backend sends, and the indexes it creates for it.
+
+No query reads more than its answer: lists walk the `started_at` indexes from the page's
+start, the waiting queues come from the slot-wait indexes best first, totals and gauges from
+the counter documents (never a COUNT over the queues).
+"""
+
+LIST_QUERY = (
+    "FOR q IN @@col"
+    " FILTER (@status == null OR q.status == @status) AND (@symbol == null OR q.symbol == @symbol)"
+    " FILTER @at == null OR q.started_at < @at OR (q.started_at == @at AND q._key > @key)"
+    " SORT q.started_at DESC, q._key ASC LIMIT @offset, @limit RETURN q"
+)
+# A write with new facts changes the counters by the difference between the facts stored
+# before and after it, in the same query: one transaction, whoever the writer is.
+CREATE_QUERY = (
+    "LET doc = FIRST(INSERT @doc INTO @@col RETURN {rev: NEW._rev, old: {}, new: NEW.facts.c})"
+    " LET counted = (FOR name IN ATTRIBUTES(doc.new) LET n = doc.new[name] FILTER n != 0"
+    " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
+    " RETURN doc.rev"
+)
+REPLACE_QUERY = (
+    "LET doc = FIRST(REPLACE @doc IN @@col OPTIONS {ignoreRevs: false}"
+    " RETURN {rev: NEW._rev, old: OLD.facts.c || {}, new: NEW.facts.c})"
+    " LET counted = (FOR name IN UNION_DISTINCT(ATTRIBUTES(doc.old), ATTRIBUTES(doc.new))"
+    " LET n = (doc.new[name] || 0) - (doc.old[name] || 0) FILTER n != 0"
+    " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
+    " RETURN doc.rev"
+)
+COUNTERS_QUERY = "FOR c IN @@counters FILTER STARTS_WITH(c._key, @prefix) AND c.n != 0 RETURN [c._key, c.n]"
+WAITING_QUERY = "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r, q._key LIMIT @limit RETURN q"
+WAITING_FOR_QUERY = (
+    "FOR q IN @@col FILTER @target IN q.facts.w[*] SORT q.facts.r, q._key LIMIT @limit RETURN q"
+)
+ACTIVE_QUERY = "FOR q IN @@col FILTER q.symbol == @symbol AND q.status IN @active RETURN [q._key, q.facts]"
+DATASET_QUERY = "FOR q IN @@col FILTER @name IN q.facts.d[*] LIMIT 1 RETURN 1"
+UNINDEXED_QUERY = "FOR q IN @@col FILTER q.facts.c.q == null LIMIT @limit RETURN q"
+ENDED_QUERY = (
+    "FOR q IN @@col FILTER q.facts.e != null AND q.facts.e < @before SORT q.facts.e LIMIT @limit RETURN q"
+)
+# Out of the hot collection: its counters go down, the archive's ("a:" + name) up.
+REMOVE_QUERY = (
+    "LET old = FIRST(REMOVE {_key: @key, _rev: @rev} IN @@col OPTIONS {ignoreRevs: false}"
+    " RETURN OLD.facts.c || {})"
+    " LET counted = (FOR name IN ATTRIBUTES(old) LET n = old[name] FILTER n != 0"
+    " FOR change IN (name == \"q\" OR STARTS_WITH(name, \"q.\") OR STARTS_WITH(name, \"s.\")"
+    " ? [[name, -n], [CONCAT(\"a:\", name), n]] : [[name, -n]])"
+    " UPSERT {_key: change[0]} INSERT {_key: change[0], n: change[1]} UPDATE {n: OLD.n + change[1]}"
+    " IN @@counters RETURN 1)"
+    " RETURN 1"
+)
+QUERIES = (LIST_QUERY, CREATE_QUERY, REPLACE_QUERY, COUNTERS_QUERY, WAITING_QUERY, WAITING_FOR_QUERY, ACTIVE_QUERY,
+           DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY)
+INDEXES = (
+    {"type": "persistent", "fields": ["started_at"]},
+    {"type": "persistent", "fields": ["status", "started_at"]},
+    {"type": "persistent", "fields": ["symbol", "started_at"]},
+    {"type": "persistent", "fields": ["symbol", "status"]},
+    {"type": "persistent", "fields": ["facts.r"], "sparse": True},
+    {"type": "persistent", "fields": ["facts.e"], "sparse": True},
+    {"type": "persistent", "fields": ["facts.w[*]"]},
+    {"type": "persistent", "fields": ["facts.d[*]"]},
+    {"type": "persistent", "fields": ["facts.c.q"]},  # 1 for every document with facts: finds the rest
+)
+ARCHIVE_INDEXES = INDEXES[:3]  # what a listing of the archive walks
+ACTIVE = ("pending", "loading", "stopping")
+ARCHIVED = "a:"

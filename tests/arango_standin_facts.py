@@ -1,0 +1,192 @@
+"""The facts queries of shared/adapters/state/arango_aql.py, for the ArangoDB stand-in.
+
+Each runs as arangod runs that query: the writes (INSERT/REPLACE of the queue document and
+the UPSERTs of its counters) all or nothing, REPLACE with `ignoreRevs: false` failing with
+errorNum 1200 on a revision mismatch, INSERT with 1210 on a taken key, `OLD.facts.c || {}`
+for a document stored without facts, and UPSERT adding to a counter or creating it. The
+reads return what the query's RETURN builds, in its SORT order (none: primary key order).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shared.adapters.state import arango_aql as q
+
+try:
+    from . import arango_standin_paths as paths
+    from .arango_standin_aql import ApiError, aql_cmp, aql_eq
+except ImportError:  # imported as a top-level module
+    import arango_standin_paths as paths  # type: ignore[no-redef]
+    from arango_standin_aql import ApiError, aql_cmp, aql_eq  # type: ignore[no-redef]
+
+KINDS = {q.CREATE_QUERY: "create", q.REPLACE_QUERY: "replace", q.COUNTERS_QUERY: "counters",
+         q.WAITING_QUERY: "waiting", q.WAITING_FOR_QUERY: "waiting_for", q.ACTIVE_QUERY: "active",
+         q.DATASET_QUERY: "dataset", q.UNINDEXED_QUERY: "unindexed", q.ENDED_QUERY: "ended",
+         q.REMOVE_QUERY: "remove"}
+DECLARED = {"create": ("@col", "@counters", "doc"), "replace": ("@col", "@counters", "doc"),
+            "counters": ("@counters", "prefix"), "waiting": ("@col", "limit"),
+            "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
+            "dataset": ("@col", "name"), "unindexed": ("@col", "limit"), "ended": ("@col", "before", "limit"),
+            "remove": ("@col", "@counters", "key", "rev")}
+COLLECTIONS = ("@col", "@counters")
+_MISSING = object()
+
+
+def _get(doc: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+def _limit(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) < 0:
+        raise ApiError(400, 1504, "AQL: LIMIT value is not a number or out of range (while instantiating plan)")
+    return int(value)
+
+
+def _sorted(docs: list[dict], *path: str) -> list[dict]:
+    import functools
+
+    return sorted(docs, key=functools.cmp_to_key(
+        lambda x, y: aql_cmp(_get(x, *path), _get(y, *path)) or aql_cmp(x["_key"], y["_key"])))
+
+
+def _count(counters: Any, changes: dict[str, Any], new_rev: Any) -> None:
+    for name, n in changes.items():
+        current = counters.docs.get(name)
+        if current is None:
+            counters.docs[name] = {"_key": name, "_id": f"{counters.name}/{name}", "_rev": new_rev(), "n": n}
+        else:
+            counters.docs[name] = {**current, "_rev": new_rev(), "n": (current.get("n") or 0) + n}
+
+
+def _number(v: Any) -> float:
+    """AQL's arithmetic view of a value: null and false 0, true 1, numbers as they are."""
+    if v is None or v is False:
+        return 0
+    if v is True:
+        return 1
+    return v if isinstance(v, (int, float)) else 0
+
+
+def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any) -> list:
+    if not isinstance(doc, dict):
+        raise ApiError(400, 1227, "invalid document type")
+    key = doc.get("_key")
+    user = {k: v for k, v in doc.items() if k not in ("_key", "_id", "_rev")}
+    current = col.docs.get(key) if isinstance(key, str) else None
+    if kind == "create":
+        if current is not None:
+            raise ApiError(409, 1210, "unique constraint violated - in index primary of type primary over "
+                           f"'_key'; conflicting key: {key}")
+        old: Any = {}
+    else:
+        if current is None:
+            raise ApiError(404, 1202, "document not found")
+        if doc.get("_rev") is not None and doc["_rev"] != current["_rev"]:
+            raise ApiError(409, 1200, "conflict, _rev values do not match")
+        old = _get(current, "facts", "c") or {}  # OLD.facts.c || {}
+    new = {"_key": key, "_id": f"{col.name}/{key}", "_rev": new_rev(), **copy.deepcopy(user)}
+    new_counts = _get(new, "facts", "c")
+    names = list(dict.fromkeys([*(old if isinstance(old, dict) else {}),
+                                *(new_counts if isinstance(new_counts, dict) else {})]))
+    changes: dict[str, Any] = {}
+    for name in names:
+        if kind == "create":
+            n = new_counts[name]
+        else:
+            n = _number(_get(new_counts, name)) - _number(old.get(name) if isinstance(old, dict) else None)
+        if not aql_eq(n, 0):
+            changes[name] = n
+    col.docs[key] = new
+    _count(counters, changes, new_rev)
+    return [new["_rev"]]
+
+
+def _remove(col: Any, counters: Any, key: Any, rev: Any, new_rev: Any) -> list:
+    current = col.docs.get(key) if isinstance(key, str) else None
+    if current is None:
+        raise ApiError(404, 1202, "document not found")
+    if rev is not None and rev != current["_rev"]:
+        raise ApiError(409, 1200, "conflict, _rev values do not match")
+    old = _get(current, "facts", "c") or {}
+    changes: dict[str, Any] = {}
+    for name, n in (old.items() if isinstance(old, dict) else ()):
+        if aql_eq(n, 0):
+            continue
+        changes[name] = changes.get(name, 0) - _number(n)
+        if name == "q" or name.startswith(("q.", "s.")):
+            changes["a:" + name] = changes.get("a:" + name, 0) + _number(n)
+    del col.docs[key]
+    _count(counters, changes, new_rev)
+    return [1]
+
+
+def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
+    """Run query `kind` on the collections `cols` (name -> collection); the result rows."""
+    found = {}
+    for name in COLLECTIONS:
+        if name in DECLARED[kind]:
+            cname = bind[name]
+            if not isinstance(cname, str) or not cname:
+                raise ApiError(400, 1553, f"AQL: bind parameter '{name}' has an invalid value or type (while parsing)")
+            if cname not in cols:
+                raise ApiError(404, 1203, f"AQL: collection or view not found: {cname} (while parsing)")
+            found[name] = cols[cname]
+    if kind in ("create", "replace"):
+        return _write(kind, found["@col"], found["@counters"], bind["doc"], new_rev)
+    if kind == "remove":
+        return _remove(found["@col"], found["@counters"], bind["key"], bind["rev"], new_rev)
+    if kind == "counters":
+        prefix = bind["prefix"]
+        rows = [[d["_key"], d.get("n")] for k, d in sorted(found["@counters"].docs.items())
+                if isinstance(prefix, str) and k.startswith(prefix) and not aql_eq(d.get("n"), 0)]
+        return copy.deepcopy(rows)
+    docs = found["@col"].docs
+    if kind == "waiting":
+        hits = _read(docs, ("facts.r",), True, None, lambda d: _get(d, "facts", "r") is not None)
+        return copy.deepcopy(_sorted(hits, "facts", "r")[:_limit(bind["limit"])])
+    if kind == "waiting_for":
+        target = bind["target"]
+        hits = _read(docs, ("facts.w[*]",), False, (target,), lambda d: isinstance(_get(d, "facts", "w"), list)
+                     and any(aql_eq(target, t) for t in d["facts"]["w"]))
+        return copy.deepcopy(_sorted(hits, "facts", "r")[:_limit(bind["limit"])])
+    if kind == "active":
+        active = bind["active"] if isinstance(bind["active"], list) else []
+        hits = [d for status in dict.fromkeys(s for s in active if isinstance(s, str))
+                for d in _read(docs, ("symbol", "status"), False, (bind["symbol"], status),
+                               lambda d, status=status: aql_eq(d.get("symbol"), bind["symbol"])
+                               and aql_eq(d.get("status"), status))]
+        return copy.deepcopy([[d["_key"], d.get("facts")] for d in hits])
+    if kind == "dataset":
+        name = bind["name"]
+        hit = _read(docs, ("facts.d[*]",), False, (name,), lambda d: isinstance(_get(d, "facts", "d"), list)
+                    and any(aql_eq(name, n) for n in d["facts"]["d"]))
+        return [1] if hit else []
+    if kind == "ended":
+        before = bind["before"]
+        hits = _read(docs, ("facts.e",), True, None, lambda d: _get(d, "facts", "e") is not None
+                     and aql_cmp(d["facts"]["e"], before) < 0, below=before)
+        return copy.deepcopy(_sorted(hits, "facts", "e")[:_limit(bind["limit"])])
+    limit = _limit(bind["limit"])  # unindexed
+    hits = _read(docs, ("facts.c.q",), False, (None,), lambda d: _get(d, "facts", "c", "q") is None)
+    return copy.deepcopy(hits[:limit])
+
+
+def _read(docs: Any, fields: tuple[str, ...], sparse: bool, equal: tuple | None, test: Any,
+          below: Any = _MISSING) -> list[dict]:
+    """The documents passing `test`: from the persistent index on `fields` where the collection
+    has it (its entries equal to `equal`, or all of them, or those below `below`), as arangod
+    reads it; else from every document."""
+    index = paths.index_of(docs, fields, sparse)
+    if index is None:
+        return [d for d in docs.values() if test(d)]
+    if equal is not None:
+        lo, hi = paths.stretch(*equal)
+    else:
+        lo, hi = (), ((*paths.stretch(below)[0],) if below is not _MISSING else (9,))
+    return [d for _, d in paths.walk(docs, index, lo, hi) if test(d)]
