@@ -77,11 +77,10 @@ def get() -> Runtime:
 
 
 def _index(store: StateStore) -> None:
-    """Index what an earlier version stored without facts; the sweep goes on if this stops."""
+    """Index a first batch of what an earlier version stored without facts (the sweep does the
+    rest, and rebuilds the counters after)."""
     try:
-        for _ in range(200):
-            if not reindex(store):
-                return
+        reindex(store)
     except BackendUnavailable as e:
         web.log.warning("state not indexed yet (the sweep retries): %s", e.message)
 

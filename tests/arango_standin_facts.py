@@ -24,8 +24,9 @@ except ImportError:  # imported as a top-level module
 KINDS = {q.CREATE_QUERY: "create", q.REPLACE_QUERY: "replace", q.COUNTERS_QUERY: "counters",
          q.WAITING_QUERY: "waiting", q.WAITING_FOR_QUERY: "waiting_for", q.ACTIVE_QUERY: "active",
          q.DATASET_QUERY: "dataset", q.UNINDEXED_QUERY: "unindexed", q.ENDED_QUERY: "ended",
-         q.REMOVE_QUERY: "remove"}
-DECLARED = {"create": ("@col", "@counters", "doc"), "replace": ("@col", "@counters", "doc"),
+         q.REMOVE_QUERY: "remove", q.SUM_QUERY: "sum", q.CLEAR_QUERY: "clear", q.PUT_QUERY: "put"}
+DECLARED = {"create": ("@col", "@counters", "doc"), "replace": ("@col", "@counters", "doc", "extra"),
+            "sum": ("@col",), "clear": ("@counters",), "put": ("@counters", "rows"),
             "counters": ("@counters", "prefix"), "waiting": ("@col", "limit"),
             "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
             "dataset": ("@col", "name"), "unindexed": ("@col", "limit"), "ended": ("@col", "before", "limit"),
@@ -73,7 +74,7 @@ def _number(v: Any) -> float:
     return v if isinstance(v, (int, float)) else 0
 
 
-def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any) -> list:
+def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any, extra: Any = None) -> list:
     if not isinstance(doc, dict):
         raise ApiError(400, 1227, "invalid document type")
     key = doc.get("_key")
@@ -92,14 +93,16 @@ def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any) -> list:
         old = _get(current, "facts", "c") or {}  # OLD.facts.c || {}
     new = {"_key": key, "_id": f"{col.name}/{key}", "_rev": new_rev(), **copy.deepcopy(user)}
     new_counts = _get(new, "facts", "c")
+    extra = extra if isinstance(extra, dict) else {}
     names = list(dict.fromkeys([*(old if isinstance(old, dict) else {}),
-                                *(new_counts if isinstance(new_counts, dict) else {})]))
+                                *(new_counts if isinstance(new_counts, dict) else {}), *extra]))
     changes: dict[str, Any] = {}
     for name in names:
         if kind == "create":
             n = new_counts[name]
         else:
-            n = _number(_get(new_counts, name)) - _number(old.get(name) if isinstance(old, dict) else None)
+            n = (_number(_get(new_counts, name)) - _number(old.get(name) if isinstance(old, dict) else None)
+                 + _number(extra.get(name)))
         if not aql_eq(n, 0):
             changes[name] = n
     col.docs[key] = new
@@ -138,7 +141,26 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
                 raise ApiError(404, 1203, f"AQL: collection or view not found: {cname} (while parsing)")
             found[name] = cols[cname]
     if kind in ("create", "replace"):
-        return _write(kind, found["@col"], found["@counters"], bind["doc"], new_rev)
+        return _write(kind, found["@col"], found["@counters"], bind["doc"], new_rev, bind.get("extra"))
+    if kind == "sum":
+        sums: dict[str, Any] = {}
+        for d in found["@col"].docs.values():
+            c = _get(d, "facts", "c")
+            for name, n in (c.items() if isinstance(c, dict) else ()):
+                sums[name] = sums.get(name, 0) + _number(n)
+        return [[name, n] for name, n in sorted(sums.items())]
+    if kind == "clear":
+        found["@counters"].docs.clear()
+        return []
+    if kind == "put":
+        rows = bind["rows"] if isinstance(bind["rows"], list) else []
+        for name, n in rows:
+            if name in found["@counters"].docs:
+                raise ApiError(409, 1210, "unique constraint violated - in index primary of type primary over "
+                               f"'_key'; conflicting key: {name}")
+            found["@counters"].docs[name] = {"_key": name, "_id": f"{found['@counters'].name}/{name}",
+                                             "_rev": new_rev(), "n": n}
+        return []
     if kind == "remove":
         return _remove(found["@col"], found["@counters"], bind["key"], bind["rev"], new_rev)
     if kind == "counters":

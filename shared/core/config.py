@@ -47,6 +47,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "sec
     return value
 
 
+def _retention(env: Mapping[str, str]) -> float:
+    days = _seconds(env, "RETENTION_DAYS", 30.0, "days")
+    if days > MAX_RETENTION_DAYS:
+        raise ValueError(f"RETENTION_DAYS must be at most {MAX_RETENTION_DAYS} (0 keeps every queue hot)")
+    return days
+
+
+MAX_RETENTION_DAYS = 36500
+
+
 def _json_object(env: Mapping[str, str], name: str) -> dict[str, object]:
     raw = env.get(name)
     if not raw:
@@ -278,7 +288,7 @@ class Settings:
                 stop_grace_seconds=_seconds(env, "STOP_GRACE_SECONDS", 5.0),
                 drift_after_seconds=_seconds(env, "DRIFT_AFTER_SECONDS", 120.0),
                 drift_checks_per_sweep=_count(env, "DRIFT_CHECKS_PER_SWEEP", 50),
-                retention_days=_seconds(env, "RETENTION_DAYS", 30.0, "days"),
+                retention_days=_retention(env),
             ),
             auth=AuthSettings(read_tokens=_tokens(env, "QM_READ_TOKENS"),
                               operate_tokens=_tokens(env, "QM_OPERATE_TOKENS")),

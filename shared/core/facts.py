@@ -100,9 +100,10 @@ _rendered: dict[tuple[object, ...], str] = {}
 def _signature(state: QueueState) -> tuple[object, ...]:
     """Everything the facts are made of, as one tuple: cheap to build and compare, so a write
     whose facts did not change (progress) renders nothing."""
-    ended = state.status in TERMINAL_QUEUE and not state.outbox
+    # Ended, its last events published and its Jobs cleaned up: the archive may take it then.
+    ended = state.status in TERMINAL_QUEUE and not state.outbox and not state.cleanup
     return (state.id, state.request_hash, state.status, state.symbol, state.priority, state.started_at,
-            state.time_range, (state.finished_at or state.updated_at or state.started_at or "") if ended else None,
+            state.time_range, (state.finished_at or state.updated_at or state.started_at) if ended else None,
             tuple((j.id, j.target, j.type, j.status, j.wait, waits_for_slot(j)) for j in state.jobs))
 
 
@@ -143,7 +144,7 @@ def _render(state: QueueState, ended: object) -> str:
         "w": sorted(waits),
         "r": rank(state.priority, state.started_at) if waits else None,
         "d": list(_datasets(state, tuple(finished))),
-        "e": ended,  # ended, and its last events published: the archive may take it from then on
+        "e": ended,  # when it ended, once the archive may take it
         "t": state.time_range if active else None,
         "l": sorted(live),
     }

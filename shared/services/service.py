@@ -81,7 +81,10 @@ class QueueService(Context):
             self.store.create(queue_id, state.model_dump_json(exclude_none=True), facts=facts.of(state))
         except AlreadyExists:
             created = False
-            state, _ = load(self.store, queue_id)
+            try:
+                state, _ = load(self.store, queue_id)
+            except NotFound:  # archived since the check above
+                state = self.get(queue_id)
             if state.request_hash != _hash(command):
                 raise Conflict(
                     f"idempotency key {idempotency_key!r} was used for a different queue payload"
@@ -117,6 +120,9 @@ class QueueService(Context):
         :raises Conflict: the queue has not failed.
         """
         stamp = now()
+        if self.store.get(queue_id) is None and self.store.get(queue_id, archived=True) is not None:
+            raise Conflict(f"queue {queue_id} is archived (it ended more than RETENTION_DAYS ago); "
+                           "start a new queue for the same requests")
         state, changed = mutate(self.store, queue_id, outbox.tracked(
             lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
         if not changed:

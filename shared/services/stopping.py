@@ -41,7 +41,15 @@ def stop(ctx: Context, queue_id: str, *, reason: str | None = None) -> tuple[Que
                          "reason": state.stop_reason})
         return True
 
-    state, changed = mutate(ctx.store, queue_id, outbox.tracked(change, source=ctx.source, now=stamp))
+    try:
+        state, changed = mutate(ctx.store, queue_id, outbox.tracked(change, source=ctx.source, now=stamp))
+    except NotFound:
+        archived = ctx.store.get(queue_id, archived=True)
+        if archived is None:
+            raise
+        state = QueueState.model_validate_json(archived[0])  # ended long ago: nothing to stop
+        metrics.STOPS.labels("already_" + state.status.value).inc()
+        return state, False
     metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()
     # Publish the stop command before deleting, so running Jobs can flush their counts.
     launching.flush(ctx, state)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.adapters.state import reindex
+from shared.adapters.state import upkeep
 from shared.adapters.state.base import GroupConflict
 from shared.core import clock, lifecycle
 from shared.core.errors import BackendUnavailable, QueueManagerError
@@ -27,8 +27,8 @@ from shared.services.service import QueueService
 
 UNCONFIRMED_AFTER_S = 60.0
 RECENT = 200
-ARCHIVE_PER_SWEEP = 500
 """How many of the newest ended queues (per status) the sweep checks for unpublished events."""
+ARCHIVE_PER_SWEEP = 500
 
 
 def _age(stamp: str | None, at: str) -> float:
@@ -66,12 +66,16 @@ def drift_turn(candidates: dict[str, float], budget: int, at: str) -> list[str]:
 def sweep(service: QueueService) -> dict[str, Any]:
     at = clock.now()
     report: dict[str, list[str]] = {"timed_out": [], "stopped": [], "relaunched": [], "flushed": [],
-                                    "renewed": [], "drift_checked": [], "repaired": [], "archived": [], "failed": []}
+                                    "renewed": [], "drift_checked": [], "repaired": [], "archived": [], "upkeep": [],
+                                    "failed": []}
     grace = service.settings.jobs.stop_grace_seconds
     drift_after = service.settings.jobs.drift_after_seconds
     slots = service.slots
     unchanged: dict[str, float] = {}
-    reindex(service.store)  # documents an earlier version stored without facts, a batch per sweep
+    try:  # documents stored without facts (an earlier version's): indexed, then the counters rebuilt
+        report["upkeep"] = [f"{k}: {v}" for k, v in upkeep(service.store).items()]
+    except BackendUnavailable as e:
+        report["failed"].append(f"upkeep: {e}")
     for state in list(admission.active_queues(service.store)):
         try:
             if state.status != QueueStatus.STOPPING and state.deadline_at and _age(state.deadline_at, at) >= 0:

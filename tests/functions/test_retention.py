@@ -74,3 +74,14 @@ def test_a_replayed_start_of_an_archived_queue_is_that_queue(client, legacy, sho
     assert client("status").get("/queues").json()["page"]["total"] == 0, "nothing new in the hot set"
     other = client("start").post("/queues/start", json={**legacy, "symbol": "ETHUSDT"}, headers=headers)
     assert other.status_code == 409 and "different queue payload" in other.json()["message"]
+
+
+def test_stop_and_retry_of_an_archived_queue_say_what_it_is(client, legacy, short_retention):
+    queue_id = _start(client, legacy, "BTCUSDT")
+    client("telemetry").post("/", json=telemetry(queue_id, status="failed", error_message="exchange down"))
+    time.sleep(1.2)
+    assert client("stop").post("/sweep").json()["data"]["archived"] == [queue_id]
+    stop = client("stop").post(f"/queues/{queue_id}/stop")
+    assert stop.status_code == 200 and stop.json()["data"]["status"] == "error"
+    retry = client("start").post(f"/queues/{queue_id}/retry")
+    assert retry.status_code == 409 and "archived" in retry.json()["message"]

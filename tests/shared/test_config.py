@@ -116,6 +116,8 @@ def test_local_dir_moves_the_manifests_unless_they_are_placed():
     ({"DRIFT_CHECKS_PER_SWEEP": "-1"}, "DRIFT_CHECKS_PER_SWEEP must be 0 or more, got -1"),
     ({"KAFKA_TIMEOUT_MS": "soon"}, "KAFKA_TIMEOUT_MS must be an integer, got 'soon'"),
     ({"STOP_GRACE_SECONDS": "five"}, "STOP_GRACE_SECONDS must be a number of seconds, got 'five'"),
+    ({"RETENTION_DAYS": "1e6"}, "RETENTION_DAYS must be at most 36500 (0 keeps every queue hot)"),
+    ({"RETENTION_DAYS": "-1"}, "RETENTION_DAYS must be 0 or more days, got '-1'"),
     ({"DRIFT_AFTER_SECONDS": "-2"}, "DRIFT_AFTER_SECONDS must be 0 or more seconds, got '-2'"),
     ({"JOB_NODE_SELECTOR": "[1]"}, "JOB_NODE_SELECTOR must be a JSON object"),
     ({"JOB_POD_ANNOTATIONS": "{"}, "JOB_POD_ANNOTATIONS must be a JSON object"),

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 
-from shared.adapters.state import AlreadyExists, RevisionConflict, mutate, reindex
+from shared.adapters.state import AlreadyExists, RevisionConflict, mutate, reindex, upkeep
 from shared.adapters.state.arango import ArangoStore
 from shared.adapters.state.base import InvalidKey
 from shared.adapters.state.sqlite import SqliteStore
 from shared.core import facts, lifecycle
 from shared.core.config import ArangoSettings
 from shared.core.errors import BackendUnavailable
-from shared.core.models import QueueStart, QueueState
+from shared.core.models import QueueStart, QueueState, QueueStatus
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.
@@ -142,12 +142,12 @@ def test_list_filters_sorts_and_pages(store):
 
 
 def test_status_filter_follows_replaces(store):
-    """A status change is found by the filter; `same_facts` writes keep it found."""
+    """A status change is found by the filter; writes with the same facts keep it found."""
     symbol = "S" + uuid.uuid4().hex[:8].upper()
     doc = _doc(symbol=symbol, status="pending")
     rev = _put(store, doc)
     rev = _replace(store, {**doc, "status": "loading"}, rev)
-    rev = _replace(store, {**doc, "status": "loading", "records_written": 7}, rev, same_facts=True)
+    rev = _replace(store, {**doc, "status": "loading", "records_written": 7}, rev)
 
     def ids(status):
         return [json.loads(t)["id"] for t in store.list(status=status, symbol=symbol, limit=5, offset=0)[0]]
@@ -254,3 +254,47 @@ def test_an_sqlite_file_from_before_the_facts_is_upgraded(tmp_path):
     assert store.count_by_status() == {"loading": 1}
     assert store.list(status="loading", symbol="BTCUSDT", limit=5, offset=0)[1] == 1
     store.close()
+
+
+def test_a_writer_that_drops_the_facts_costs_a_recount_not_the_counts(store):
+    """An instance of a version before facts, still serving during a rollout, rewrites a
+    counted document without them (ArangoDB) or without updating them (SQLite); the next writes
+    and the sweep's upkeep leave the counters as a recount from the documents gives."""
+    doc = _doc(status="pending")
+    rev = _put(store, doc)
+    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading"}), rev=rev)  # the old writer
+
+    def finish(state):
+        state.status = QueueStatus.FINISHED
+        return True
+
+    mutate(store, doc["id"], finish)
+    upkeep(store)
+    stored: dict[str, int] = {}
+    after = None
+    while True:  # every stored document, by keyset pages
+        page, _ = store.list(status=None, symbol=None, limit=100, offset=0, after=after)
+        for text in page:
+            found = json.loads(text)
+            stored[found["status"]] = stored.get(found["status"], 0) + 1
+            after = (found["started_at"], found["id"])
+        if len(page) < 100:
+            break
+    assert store.count_by_status() == stored
+
+
+def test_recount_gives_the_counters_kept_by_the_writes(store):
+    for status in ("pending", "loading", "loading", "finished"):
+        _put(store, _doc(status=status))
+    kept = {**store.counters("q"), **store.counters("s."), **store.counters("j.")}
+    store.recount()
+    assert {**store.counters("q"), **store.counters("s."), **store.counters("j.")} == kept
+
+
+def test_replacing_an_archived_document_is_a_conflict(store):
+    doc = {**_doc(status="finished"), "finished_at": "2000-01-01T00:00:00.000Z"}
+    rev = _put(store, doc)
+    assert doc["id"] in store.archive("2001-01-01T00:00:00.000Z", 10)
+    with pytest.raises(RevisionConflict):
+        _replace(store, {**doc, "records_written": 1}, rev)
+    assert json.loads(store.get(doc["id"], archived=True)[0])["status"] == "finished"

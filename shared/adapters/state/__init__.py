@@ -8,7 +8,10 @@ an update.
 
 from __future__ import annotations
 
+import logging
+import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -20,16 +23,18 @@ from shared.core.errors import BackendUnavailable, NotFound
 from shared.core.models import QueueState
 
 __all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store",
-           "reindex"]
+           "reindex", "upkeep"]
 
 MAX_ATTEMPTS = 50
+RECOUNT_PREFIX = "x."  # counters that say the others need rebuilding (arango_aql.RECOUNT)
+log = logging.getLogger("streamforge.queue_manager")
 
 
 def open_store(settings: Settings, collection: str = QUEUE_COLLECTION) -> StateStore:
     if settings.arango.enabled:
         from shared.adapters.state.arango import ArangoStore
 
-        return ArangoStore(settings.arango, collection)
+        return ArangoStore(settings.arango, collection, indexed=collection == QUEUE_COLLECTION)
     from shared.adapters.state.sqlite import SqliteStore
 
     return SqliteStore.at_dir(settings.local_dir, collection)
@@ -87,16 +92,16 @@ def mutate(
     for attempt in range(MAX_ATTEMPTS):
         found = _take(store, queue_id) if monotonic and attempt == 0 else None
         state, rev = found or load(store, queue_id)
-        before = facts.of(state)
         if not change(state):
             if found:
                 continue  # maybe only the remembered copy is behind: ask the store
             return state, False
-        after = facts.of(state)
         try:
             new_rev = store.replace(queue_id, state.model_dump_json(exclude_none=True), rev=rev,
-                                    facts=after, same_facts=after == before)
+                                    facts=facts.of(state))
         except RevisionConflict:
+            if attempt >= 2:  # contended: let the other writers through, at random
+                time.sleep(random.uniform(0, 0.002 * attempt))
             continue
         if monotonic:
             _keep(store, queue_id, state, new_rev)
@@ -107,14 +112,35 @@ def mutate(
 
 
 def reindex(store: StateStore, *, limit: int = 500) -> int:
-    """Give facts to documents stored before they existed (their queues are counted from
-    then on); how many were indexed. A lost compare-and-set is left for the next call."""
+    """Give facts to documents stored without them (by a version before them, or one that
+    dropped them), so they are counted and indexed from then on; how many. A document that no
+    longer parses stays as it is (logged); a lost compare-and-set is left for the next call."""
     done = 0
     for key, doc, rev in store.unindexed(limit):
-        state = QueueState.model_validate_json(doc)
+        try:
+            state = QueueState.model_validate_json(doc)
+        except ValueError as e:  # pydantic's ValidationError is one
+            log.warning("queue %s cannot be read, so it is not indexed: %s", key, str(e)[:200])
+            continue
         try:
             store.replace(key, doc, rev=rev, facts=facts.of(state))
         except RevisionConflict:  # written meanwhile, with its facts
             continue
         done += 1
     return done
+
+
+def upkeep(store: StateStore, *, rounds: int = 20) -> dict[str, int]:
+    """What the sweep does for the store's counters: index the documents without facts, and
+    rebuild the counters from the facts when a document may have been counted late."""
+    indexed = 0
+    for _ in range(rounds):
+        found = reindex(store)
+        indexed += found
+        if not found:
+            break
+    recounted = 0
+    if indexed or store.counters(RECOUNT_PREFIX):
+        store.recount()
+        recounted = 1
+    return {"indexed": indexed, "recounted": recounted}

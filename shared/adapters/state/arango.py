@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,55 +31,45 @@ from arango.exceptions import (
 from arango.http import DefaultHTTPClient
 from requests.exceptions import RequestException
 
+from shared.adapters.state import arango_upkeep as upkeep
 from shared.adapters.state.arango_aql import (
-    ACTIVE,
-    ACTIVE_QUERY,
     ARCHIVE_INDEXES,
     ARCHIVED,
-    COUNTERS_QUERY,
     CREATE_QUERY,
-    DATASET_QUERY,
-    ENDED_QUERY,
     INDEXES,
     LIST_QUERY,
-    REMOVE_QUERY,
+    RECOUNT,
     REPLACE_QUERY,
-    UNINDEXED_QUERY,
-    WAITING_FOR_QUERY,
-    WAITING_QUERY,
 )
+from shared.adapters.state.arango_reads import IndexReads, _text
 from shared.adapters.state.base import (
     AlreadyExists,
     GroupConflict,
     InvalidKey,
-    Pairs,
     RevisionConflict,
+    SeenFacts,
     Texts,
-    Triples,
     valid_key,
 )
 from shared.core.config import ArangoSettings
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
 from shared.core.facts import queue_counter
-from shared.core.models import QueueStatus
 
 ERR_UNIQUE = 1210
+ERR_NOT_FOUND = 1202
+CREATE_ATTEMPTS = 8
 ERR_CONFLICT = 1200  # 409 "write-write conflict" in a transaction; 412 is a revision mismatch
 LOCK_TIMEOUT_S = 5
 ERR_TRX_GONE = 1655  # the stream transaction expired (idle too long) or the server restarted
-_META = ("_key", "_id", "_rev", "_oldRev", "facts")
 
 
-def _text(doc: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in doc.items() if k not in _META}, separators=(",", ":"))
-
-
-class ArangoStore:
+class ArangoStore(IndexReads):
     backend = "arango"
 
-    def __init__(self, settings: ArangoSettings, collection: str = QUEUE_COLLECTION) -> None:
+    def __init__(self, settings: ArangoSettings, collection: str = QUEUE_COLLECTION, *, indexed: bool = True) -> None:
         self.collection = collection
+        self.indexed = indexed  # the queues: facts indexes, counters, archive; the leases: none
         self.counters_collection = f"{collection}_counters"
         self.archive_collection = f"{collection}_archive"
         # One retry at most: Knative retries the whole delivery on our 503.
@@ -91,7 +83,7 @@ class ArangoStore:
         self._ready = False
         self._local = threading.local()  # .col and .db: this thread's transaction inside a batch
         self._batch_lock = threading.Lock()
-        self._uncounted: set[str] = set()  # read without facts: not in the counters yet
+        self._facts = SeenFacts()
 
     def _collection(self) -> Any:
         col = getattr(self._local, "col", None)  # not `or`: a collection's len() is a count request
@@ -115,28 +107,42 @@ class ArangoStore:
             raise
 
     def _ensure_schema(self) -> None:
-        for name in (self.collection, self.counters_collection, self.archive_collection):
+        names = (self.collection, self.counters_collection, self.archive_collection) if self.indexed \
+            else (self.collection,)
+        for name in names:
             if not self._db.has_collection(name):
                 try:
                     self._db.create_collection(name)
                 except ArangoServerError as e:
                     if e.error_code != 1207:  # created meanwhile by another instance
                         raise
-        for index in INDEXES:
-            self._col.add_index(dict(index))
-        for index in ARCHIVE_INDEXES:
-            self._db.collection(self.archive_collection).add_index(dict(index))
+        if self.indexed:
+            # Built in the background: an index added to a collection that holds data (an upgrade)
+            # must not lock its writers out while it is built.
+            for index in INDEXES:
+                self._col.add_index({**index, "inBackground": True})
+            for index in ARCHIVE_INDEXES:
+                self._db.collection(self.archive_collection).add_index({**index, "inBackground": True})
         self._ready = True
 
-    def _write(self, query: str, doc: dict[str, Any], key: str) -> str:
-        """A write whose facts changed: the document and the counters in one query."""
+    def _write(self, query: str, doc: dict[str, Any], key: str, **bind: Any) -> str:
+        """A write whose facts changed: the document and the counters in one query.
+
+        :raises AlreadyExists: (a create) the key is taken
+        :raises RevisionConflict: (outside a batch) the revision changed, the document went (to
+            the archive), or another writer held a counter: nothing was written, merge again
+        :raises GroupConflict: the same, inside a batch
+        """
         try:
-            found = self._query(query, doc=doc, **{"@col": self.collection, "@counters": self.counters_collection})
+            found = self._query(query, doc=doc, **bind,
+                                **{"@col": self.collection, "@counters": self.counters_collection})
         except ArangoServerError as e:
-            if e.error_code == ERR_UNIQUE:
+            if e.error_code == ERR_UNIQUE and str(e.error_message or "").endswith(f"conflicting key: {key}"):
                 raise AlreadyExists(key) from e
-            if e.error_code == ERR_CONFLICT or e.http_code in (409, 412):
-                # a changed revision, or a counter another writer holds: nothing was written
+            # 1210 on a counter: two writers created the same one at once (UPSERT is not atomic
+            # across writers); 1200/409/412: a revision or counter another writer changed; 1202:
+            # the document is gone. Nothing of the query was stored.
+            if e.error_code in (ERR_UNIQUE, ERR_CONFLICT, ERR_NOT_FOUND) or e.http_code in (409, 412):
                 if getattr(self._local, "db", None) is None:
                     raise RevisionConflict(key) from e
                 raise GroupConflict(key) from e
@@ -148,7 +154,16 @@ class ArangoStore:
             raise InvalidKey(key)
         body = {**json.loads(doc), "_key": key}
         if facts is not None:
-            return self._write(CREATE_QUERY, {**body, "facts": json.loads(facts)}, key)
+            body["facts"] = json.loads(facts)
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    rev = self._write(CREATE_QUERY, body, key)
+                except RevisionConflict:  # a counter another writer held: the insert did not happen
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                self._facts.note(key, rev, body["facts"])
+                return rev
+            raise BackendUnavailable("arango", f"queue {key}: counters too contended, retry")
         try:
             meta = self._guard(self._collection().insert, body)
         except DocumentInsertError as e:
@@ -164,27 +179,31 @@ class ArangoStore:
         doc = self._guard(col.get, key)
         if doc is None:
             return None
-        if "facts" not in doc and not archived:  # stored before facts: its next write counts it (see replace)
-            self._uncounted.add(key)
+        if not archived:
+            self._facts.note(key, str(doc["_rev"]), doc.get("facts"))
         return _text(doc), str(doc["_rev"])
 
-    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
-                same_facts: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
         body = {**json.loads(doc), "_key": key, "_rev": rev}
         if facts is not None:
-            body["facts"] = json.loads(facts)  # carried as they are, or counted anew below
-            if not same_facts or key in self._uncounted:
-                rev = self._write(REPLACE_QUERY, body, key)
-                self._uncounted.discard(key)
-                return rev
+            body["facts"] = parsed = json.loads(facts)
+            if not self._facts.same(key, rev, parsed):  # changed, or not known: counted anew
+                known, seen = self._facts.at(key, rev)
+                # Read without facts: stored before they existed (never counted), or rewritten
+                # by an instance that does not know them (counted once already): the sweep
+                # recounts (RECOUNT) to tell.
+                extra = {RECOUNT: 1} if known and seen is None else {}
+                new_rev = self._write(REPLACE_QUERY, body, key, extra=extra)
+                self._facts.note(key, new_rev, parsed)
+                return new_rev
         try:
             meta = self._guard(self._collection().replace, body, check_rev=True)
         except DocumentRevisionError as e:
             raise RevisionConflict(key) from e
         except DocumentReplaceError as e:
-            if e.http_code == 409:
+            if e.http_code in (404, 409):  # 404: gone meanwhile (to the archive)
                 if getattr(self._local, "col", None) is None:
                     raise RevisionConflict(key) from e
                 # Inside a transaction: another writer changed it after our snapshot (errorNum
@@ -192,6 +211,8 @@ class ArangoStore:
                 # group is merged again.
                 raise GroupConflict(key) from e
             raise
+        if facts is not None:
+            self._facts.note(key, str(meta["_rev"]), body["facts"])
         return str(meta["_rev"])
 
     @contextlib.contextmanager
@@ -239,50 +260,10 @@ class ArangoStore:
         return [_text(d) for d in docs], int(counter["n"]) if counter else 0
 
     def archive(self, before: str, limit: int) -> Texts:
-        """Move up to `limit` queues that ended before `before` to the archive, in one transaction."""
-        cols = {"@col": self.collection}
-        moved: Texts = []
-        try:
-            with self.batch():
-                archive = self._local.db.collection(self.archive_collection)
-                for doc in self._query(ENDED_QUERY, before=before, limit=limit, **cols):
-                    body = {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
-                    self._guard(archive.insert, body, overwrite=True, silent=True)
-                    self._query(REMOVE_QUERY, key=doc["_key"], rev=doc["_rev"],
-                                **cols, **{"@counters": self.counters_collection})
-                    moved.append(doc["_key"])
-        except ArangoServerError as e:  # a queue written meanwhile: nothing moved, the next sweep tries
-            if e.http_code in (409, 412):
-                raise GroupConflict(self.archive_collection) from e
-            raise
-        return moved
+        return upkeep.archive(self, before, limit)
 
-    def counters(self, prefix: str) -> dict[str, int]:
-        rows = self._query(COUNTERS_QUERY, prefix=prefix, **{"@counters": self.counters_collection})
-        return {name: int(n) for name, n in rows}
-
-    def count_by_status(self) -> dict[str, int]:
-        names = {queue_counter(status.value): status.value for status in QueueStatus}
-        found = self._guard(self._db.collection(self.counters_collection).get_many, list(names))
-        return {names[d["_key"]]: int(d["n"]) for d in found if d.get("n")}
-
-    def waiting(self, target: str | None, limit: int) -> Texts:
-        if target is None:
-            docs = self._query(WAITING_QUERY, limit=limit, **{"@col": self.collection})
-        else:
-            docs = self._query(WAITING_FOR_QUERY, target=target, limit=limit, **{"@col": self.collection})
-        return [_text(d) for d in docs]
-
-    def active_facts(self, symbol: str) -> Pairs:
-        rows = self._query(ACTIVE_QUERY, symbol=symbol, active=list(ACTIVE), **{"@col": self.collection})
-        return [(key, json.dumps(facts, separators=(",", ":"))) for key, facts in rows if facts]
-
-    def dataset_written(self, name: str) -> bool:
-        return bool(self._query(DATASET_QUERY, name=name, **{"@col": self.collection}))
-
-    def unindexed(self, limit: int) -> Triples:
-        docs = self._query(UNINDEXED_QUERY, limit=limit, **{"@col": self.collection})
-        return [(d["_key"], _text(d), str(d["_rev"])) for d in docs]
+    def recount(self) -> None:
+        upkeep.recount(self)
 
     def collection_exists(self, name: str) -> bool:
         """The pipeline's collections live in the same database as `queue_state`."""

@@ -19,11 +19,12 @@ CREATE_QUERY = (
     " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
     " RETURN doc.rev"
 )
+# @extra: more to add, e.g. {RECOUNT: 1} for a document read without facts.
 REPLACE_QUERY = (
     "LET doc = FIRST(REPLACE @doc IN @@col OPTIONS {ignoreRevs: false}"
     " RETURN {rev: NEW._rev, old: OLD.facts.c || {}, new: NEW.facts.c})"
-    " LET counted = (FOR name IN UNION_DISTINCT(ATTRIBUTES(doc.old), ATTRIBUTES(doc.new))"
-    " LET n = (doc.new[name] || 0) - (doc.old[name] || 0) FILTER n != 0"
+    " LET counted = (FOR name IN UNION_DISTINCT(ATTRIBUTES(doc.old), ATTRIBUTES(doc.new), ATTRIBUTES(@extra))"
+    " LET n = (doc.new[name] || 0) - (doc.old[name] || 0) + (@extra[name] || 0) FILTER n != 0"
     " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
     " RETURN doc.rev"
 )
@@ -49,8 +50,15 @@ REMOVE_QUERY = (
     " IN @@counters RETURN 1)"
     " RETURN 1"
 )
+# The counters from what is stored, for `recount` (in one transaction, exclusive on the queues).
+SUM_QUERY = (
+    "FOR q IN @@col FILTER IS_OBJECT(q.facts.c) FOR name IN ATTRIBUTES(q.facts.c)"
+    " COLLECT counter = name AGGREGATE n = SUM(q.facts.c[name]) RETURN [counter, n]"
+)
+CLEAR_QUERY = "FOR c IN @@counters REMOVE c IN @@counters"
+PUT_QUERY = "FOR row IN @rows INSERT {_key: row[0], n: row[1]} INTO @@counters"
 QUERIES = (LIST_QUERY, CREATE_QUERY, REPLACE_QUERY, COUNTERS_QUERY, WAITING_QUERY, WAITING_FOR_QUERY, ACTIVE_QUERY,
-           DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY)
+           DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY, SUM_QUERY, CLEAR_QUERY, PUT_QUERY)
 INDEXES = (
     {"type": "persistent", "fields": ["started_at"]},
     {"type": "persistent", "fields": ["status", "started_at"]},
@@ -64,4 +72,5 @@ INDEXES = (
 )
 ARCHIVE_INDEXES = INDEXES[:3]  # what a listing of the archive walks
 ACTIVE = ("pending", "loading", "stopping")
+RECOUNT = "x.recount"  # > 0: the counters may count a document twice; the sweep recounts
 ARCHIVED = "a:"

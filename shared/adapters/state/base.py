@@ -7,6 +7,8 @@ than they build dicts, and the hot path (telemetry) does one of each per event.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -43,6 +45,36 @@ class RevisionConflict(Exception):
     """The document changed since it was read (ArangoDB 412, errorNum 1200)."""
 
 
+class SeenFacts:
+    """The facts stored with the revisions this instance last read or wrote, per key: a write
+    whose facts equal those of the revision it replaces may skip the indexes. Anything else (a
+    revision written elsewhere, an entry forgotten) takes the indexed path, which diffs against
+    what is stored, so a miss costs time, never a wrong count."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, tuple[str, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def note(self, key: str, rev: str, facts: object) -> None:
+        with self._lock:
+            self._seen[key] = (rev, facts)
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.MAX:
+                self._seen.popitem(last=False)
+
+    def at(self, key: str, rev: str) -> tuple[bool, object]:
+        """(known, facts): whether this instance saw revision `rev` of `key`, with what facts."""
+        with self._lock:
+            seen = self._seen.get(key)
+        return (True, seen[1]) if seen is not None and seen[0] == rev else (False, None)
+
+    def same(self, key: str, rev: str, facts: object) -> bool:
+        known, seen = self.at(key, rev)
+        return known and seen is not None and seen == facts
+
+
 class StateStore(Protocol):
     backend: str
 
@@ -58,13 +90,12 @@ class StateStore(Protocol):
         """(document JSON, revision), or None (also for a key no document can have); from the
         archive if `archived`."""
 
-    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
-                same_facts: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None) -> str:
         """Replace the document if its revision is still `rev`; return the new one.
 
-        `facts`: the document's facts, indexed in the same write. `same_facts`: the caller
-        compared them with the stored ones and they did not change, so the write touches no
-        index (most telemetry: progress only).
+        `facts`: the document's facts, indexed in the same write. When they equal the facts
+        stored at `rev` (`SeenFacts`: this instance read or wrote that revision), the write
+        touches no index: most telemetry reports progress only.
 
         :raises RevisionConflict:
         """
@@ -95,6 +126,10 @@ class StateStore(Protocol):
 
     def count_by_status(self) -> dict[str, int]:
         """Stored queues by status, from the counters."""
+
+    def recount(self) -> None:
+        """Rebuild every counter from the stored facts (reads every document: the sweep runs it
+        when documents were indexed late, not per request)."""
 
     def counters(self, prefix: str) -> dict[str, int]:
         """The maintained counters whose name starts with `prefix`, zeros left out."""

@@ -15,72 +15,21 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from shared.adapters.state.base import AlreadyExists, InvalidKey, Pairs, RevisionConflict, Texts, Triples, valid_key
+from shared.adapters.state.base import (
+    AlreadyExists,
+    InvalidKey,
+    Pairs,
+    RevisionConflict,
+    SeenFacts,
+    Texts,
+    Triples,
+    valid_key,
+)
+from shared.adapters.state.sqlite_schema import ACTIVE, ADD, ARCHIVED, DROP, FACT_COLUMNS, FACTS, SCHEMA
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS {table} (
-    key TEXT PRIMARY KEY,
-    rev INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    status TEXT,
-    symbol TEXT,
-    started_at TEXT
-);
-CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at, key);
-"""
-# The facts (shared/core/facts.py) and what is kept from them. Triggers keep the counters,
-# the slot waiters and the written collections from the stored facts, old and new, in the
-# statement that writes a document: no writer can skip them, none can count twice.
-FACTS = """
-DROP INDEX IF EXISTS {table}_status;
-DROP INDEX IF EXISTS {table}_symbol;
-CREATE INDEX IF NOT EXISTS {table}_status_started ON {table} (status, started_at, key);
-CREATE INDEX IF NOT EXISTS {table}_symbol_started ON {table} (symbol, started_at, key);
-CREATE INDEX IF NOT EXISTS {table}_waiting ON {table} (wait_rank, key) WHERE wait_rank IS NOT NULL;
-CREATE INDEX IF NOT EXISTS {table}_unindexed ON {table} (key) WHERE facts IS NULL;
-CREATE TABLE IF NOT EXISTS {table}_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS {table}_waits (
-    target TEXT, rank TEXT, key TEXT, PRIMARY KEY (target, rank, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS {table}_datasets (name TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS {table}_ended ON {table} (ended_at) WHERE ended_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS {table}_archive (
-    key TEXT PRIMARY KEY, rev INTEGER NOT NULL, doc TEXT NOT NULL, status TEXT, symbol TEXT, started_at TEXT,
-    facts TEXT);
-CREATE INDEX IF NOT EXISTS {table}_archive_started ON {table}_archive (started_at, key);
-CREATE INDEX IF NOT EXISTS {table}_archive_status_started ON {table}_archive (status, started_at, key);
-CREATE INDEX IF NOT EXISTS {table}_archive_symbol_started ON {table}_archive (symbol, started_at, key);
-CREATE TRIGGER IF NOT EXISTS {table}_archived AFTER INSERT ON {table}_archive WHEN NEW.facts IS NOT NULL BEGIN
-INSERT INTO {table}_counters (name, n) SELECT 'a:' || key, value FROM json_each(NEW.facts, '$.c')
-    WHERE key = 'q' OR key LIKE 'q.%' OR key LIKE 's.%' ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
-END;
-CREATE TRIGGER IF NOT EXISTS {table}_facts_in AFTER INSERT ON {table} WHEN NEW.facts IS NOT NULL BEGIN
-{add}
-END;
-CREATE TRIGGER IF NOT EXISTS {table}_facts_up AFTER UPDATE OF facts ON {table}
-WHEN OLD.facts IS NOT NEW.facts BEGIN
-{drop}
-{add}
-END;
-CREATE TRIGGER IF NOT EXISTS {table}_facts_out AFTER DELETE ON {table} WHEN OLD.facts IS NOT NULL BEGIN
-{drop}
-END;
-"""
-ADD = """INSERT INTO {table}_counters (name, n) SELECT key, value FROM json_each(NEW.facts, '$.c') WHERE true
-    ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
-INSERT OR IGNORE INTO {table}_waits (target, rank, key)
-    SELECT value, json_extract(NEW.facts, '$.r'), NEW.key FROM json_each(NEW.facts, '$.w');
-INSERT OR IGNORE INTO {table}_datasets (name) SELECT value FROM json_each(NEW.facts, '$.d');"""
-DROP = """INSERT INTO {table}_counters (name, n) SELECT key, -value FROM json_each(OLD.facts, '$.c') WHERE true
-    ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
-DELETE FROM {table}_waits WHERE target IN (SELECT value FROM json_each(OLD.facts, '$.w'))
-    AND rank = json_extract(OLD.facts, '$.r') AND key = OLD.key;"""
-FACT_COLUMNS = ("facts", "wait_rank", "ended_at")
-ACTIVE = ("pending", "loading", "stopping")
-ARCHIVED = "a:"  # the counters of the archive: "a:" + the hot counter's name
 
 
 class SqliteStore:
@@ -91,6 +40,7 @@ class SqliteStore:
         self.table = table
         # Held for a statement, or for a whole batch: one connection, one transaction.
         self._lock = threading.RLock()
+        self._facts = SeenFacts()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, timeout=10,
                                        isolation_level=None)
@@ -104,7 +54,11 @@ class SqliteStore:
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for column in FACT_COLUMNS:  # a file from before the facts: they are filled by reindex
                 if column not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                    try:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                    except sqlite3.OperationalError as e:  # another process added it just now
+                        if "duplicate column" not in str(e):
+                            raise
             self._db.executescript(FACTS.format(table=table, add=ADD.format(table=table),
                                                 drop=DROP.format(table=table)))
         except sqlite3.Error as e:
@@ -157,24 +111,30 @@ class SqliteStore:
             )
         except sqlite3.IntegrityError as e:
             raise AlreadyExists(key) from e
+        if facts is not None:
+            self._facts.note(key, "1", facts)
         return "1"
 
     def get(self, key: str, *, archived: bool = False) -> tuple[str, str] | None:
         if not valid_key(key):
             return None
         table = f"{self.table}_archive" if archived else self.table
-        row = self._run(f"SELECT doc, rev FROM {table} WHERE key = ?", (key,)).fetchone()
-        return None if row is None else (row[0], str(row[1]))
+        row = self._run(f"SELECT doc, rev, facts FROM {table} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        if not archived:
+            self._facts.note(key, str(row[1]), row[2])
+        return row[0], str(row[1])
 
-    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None,
-                same_facts: bool = False) -> str:
+    def replace(self, key: str, doc: str, *, rev: str, facts: str | None = None) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
         new_rev = int(rev) + 1
         # Naming an indexed column in SET re-indexes it even when the value is the same: more
         # than half the cost of a telemetry write. Facts that did not change are not named.
-        if same_facts:
-            facts = None
+        written = facts
+        if facts is not None and self._facts.same(key, rev, facts):
+            facts = None  # as stored: no index to touch
         indexed = "" if facts is None else (
             ", status = json_extract(?2, '$.status'), facts = ?5, wait_rank = json_extract(?5, '$.r'),"
             " ended_at = json_extract(?5, '$.e')")
@@ -184,6 +144,8 @@ class SqliteStore:
         )
         if cur.rowcount != 1:
             raise RevisionConflict(key)
+        if written is not None:
+            self._facts.note(key, str(new_rev), written)
         return str(new_rev)
 
     def list(
@@ -219,11 +181,22 @@ class SqliteStore:
                 (before, limit)).fetchall()]
             if keys:
                 marks = ", ".join("?" * len(keys))
+                self._run(f"DELETE FROM {self.table}_archive WHERE key IN ({marks})", tuple(keys))
                 self._run(f"INSERT OR REPLACE INTO {self.table}_archive (key, rev, doc, status, symbol, started_at,"
                           f" facts) SELECT key, rev, doc, status, symbol, started_at, facts FROM {self.table}"
                           f" WHERE key IN ({marks})", tuple(keys))
                 self._run(f"DELETE FROM {self.table} WHERE key IN ({marks})", tuple(keys))
         return keys
+
+    def recount(self) -> None:
+        """Rebuild the counters from the stored facts, hot and archived, in one transaction."""
+        sums = ("INSERT INTO {t}_counters (name, n) SELECT {name}, SUM(c.value)"
+                " FROM {src} q, json_each(q.facts, '$.c') c WHERE q.facts IS NOT NULL {only} GROUP BY c.key")
+        with self.batch():
+            self._run(f"DELETE FROM {self.table}_counters")
+            self._run(sums.format(t=self.table, name="c.key", src=self.table, only=""))
+            self._run(sums.format(t=self.table, name="'a:' || c.key", src=f"{self.table}_archive",
+                                  only="AND (c.key = 'q' OR c.key LIKE 'q.%' OR c.key LIKE 's.%')"))
 
     def counters(self, prefix: str) -> dict[str, int]:
         rows = self._run(f"SELECT name, n FROM {self.table}_counters WHERE name >= ? AND name < ? AND n != 0",
