@@ -88,6 +88,8 @@ bench: bytecode servers image
 	$(BIN)/python -m tests.bench.routing_bench
 	$(BIN)/python -m tests.bench.events_bench
 	$(BIN)/python -m tests.bench.cli_bench
+	$(BIN)/python -m tests.bench.scale_bench
+	$(BIN)/python -m tests.bench.index_cost_bench
 
 demo: install
 	@dir=$$(mktemp -d); \

@@ -30,7 +30,7 @@ async def list_queues(request: Request, params: web.Params) -> Response:
         runtime.get().service.list, status=status, symbol=symbol.upper() if symbol else None,
         limit=limit, offset=offset, after=after, archived=archived)
     more = query.next_cursor(queues[-1].started_at or "", queues[-1].id) if len(queues) == limit else None
-    return JSONResponse({"status": "success", "message": "Queues fetched",
+    return web.FastJSON({"status": "success", "message": "Queues fetched",
                          "data": [progress.view(q) for q in queues],
                          "page": {"total": total, "limit": limit, "offset": offset, "next": more}},
                         headers={"X-Total-Count": str(total)})

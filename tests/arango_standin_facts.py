@@ -170,13 +170,15 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
         return copy.deepcopy(rows)
     docs = found["@col"].docs
     if kind == "waiting":
-        hits = _read(docs, ("facts.r",), True, None, lambda d: _get(d, "facts", "r") is not None)
-        return copy.deepcopy(_sorted(hits, "facts", "r")[:_limit(bind["limit"])])
-    if kind == "waiting_for":
-        target = bind["target"]
-        hits = _read(docs, ("facts.w[*]",), False, (target,), lambda d: isinstance(_get(d, "facts", "w"), list)
-                     and any(aql_eq(target, t) for t in d["facts"]["w"]))
-        return copy.deepcopy(_sorted(hits, "facts", "r")[:_limit(bind["limit"])])
+        limit = _limit(bind["limit"])
+        hits = _read(docs, ("facts.r",), True, None, lambda d: _get(d, "facts", "r") is not None, first=limit)
+        return [[d["_key"], copy.deepcopy(d["facts"]["r"])] for d in _sorted(hits, "facts", "r")[:limit]]
+    if kind == "waiting_for":  # the rank index, walked best first, until `limit` wait for the target
+        target, limit = bind["target"], _limit(bind["limit"])
+        hits = _read(docs, ("facts.r",), True, None, lambda d: _get(d, "facts", "r") is not None
+                     and isinstance(_get(d, "facts", "w"), list) and any(aql_eq(target, t) for t in d["facts"]["w"]),
+                     first=limit)
+        return [[d["_key"], copy.deepcopy(d["facts"]["r"])] for d in _sorted(hits, "facts", "r")[:limit]]
     if kind == "active":
         active = bind["active"] if isinstance(bind["active"], list) else []
         hits = [d for status in dict.fromkeys(s for s in active if isinstance(s, str))
@@ -191,16 +193,17 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
         return [1] if hit else []
     if kind == "ended":
         before = bind["before"]
+        limit = _limit(bind["limit"])
         hits = _read(docs, ("facts.e",), True, None, lambda d: _get(d, "facts", "e") is not None
-                     and aql_cmp(d["facts"]["e"], before) < 0, below=before)
-        return copy.deepcopy(_sorted(hits, "facts", "e")[:_limit(bind["limit"])])
+                     and aql_cmp(d["facts"]["e"], before) < 0, below=before, first=limit)
+        return copy.deepcopy(_sorted(hits, "facts", "e")[:limit])
     limit = _limit(bind["limit"])  # unindexed
     hits = _read(docs, ("facts.c.q",), False, (None,), lambda d: _get(d, "facts", "c", "q") is None)
     return copy.deepcopy(hits[:limit])
 
 
 def _read(docs: Any, fields: tuple[str, ...], sparse: bool, equal: tuple | None, test: Any,
-          below: Any = _MISSING) -> list[dict]:
+          below: Any = _MISSING, first: int | None = None) -> list[dict]:
     """The documents passing `test`: from the persistent index on `fields` where the collection
     has it (its entries equal to `equal`, or all of them, or those below `below`), as arangod
     reads it; else from every document."""
@@ -211,4 +214,10 @@ def _read(docs: Any, fields: tuple[str, ...], sparse: bool, equal: tuple | None,
         lo, hi = paths.stretch(*equal)
     else:
         lo, hi = (), ((*paths.stretch(below)[0],) if below is not _MISSING else (9,))
-    return [d for _, d in paths.walk(docs, index, lo, hi) if test(d)]
+    found = []
+    for _, d in paths.walk(docs, index, lo, hi):
+        if test(d):
+            found.append(d)
+            if first is not None and len(found) >= first:  # LIMIT after the index's order: stop
+                break
+    return found

@@ -56,8 +56,10 @@ def _answers(db, col: str) -> list:
     out = []
     for query, bind in binds:
         rows = list(db.aql.execute(query, bind_vars={"@col": col, **bind}))
-        if query in (q.WAITING_QUERY, q.WAITING_FOR_QUERY, q.ENDED_QUERY):
-            rows = [r["_key"] for r in rows]  # their order is the queries' SORT
+        if query in (q.WAITING_QUERY, q.WAITING_FOR_QUERY):
+            rows = [r[0] for r in rows]  # their order is the queries' SORT
+        elif query == q.ENDED_QUERY:
+            rows = [r["_key"] for r in rows]
         elif query == q.UNINDEXED_QUERY:
             rows = sorted(r["_key"] for r in rows)  # no SORT: any order
         elif query == q.ACTIVE_QUERY:

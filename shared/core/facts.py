@@ -142,7 +142,8 @@ def _render(state: QueueState, ended: object) -> str:
     facts = {
         "c": counters,
         "w": sorted(waits),
-        "r": rank(state.priority, state.started_at) if waits else None,
+        # unique (the id breaks ties), so one index orders the waiting queues completely
+        "r": f"{rank(state.priority, state.started_at)}|{state.id}" if waits else None,
         "d": list(_datasets(state, tuple(finished))),
         "e": ended,  # when it ended, once the archive may take it
         "t": state.time_range if active else None,

@@ -55,18 +55,18 @@ def _rank(state: QueueState) -> str:
     return facts.rank(state.priority, state.started_at)
 
 
-def waiting_for_slots(store: StateStore, target: str | None = None, limit: int = 10) -> list[QueueState]:
-    """Queues with ready jobs held back by a slot (of `target`, or any), best first: read from
-    the store's index of waiting queues, never by scanning the active ones."""
-    return [QueueState.model_validate_json(doc) for doc in store.waiting(target, limit)]
+def waiting_for_slots(store: StateStore, target: str | None = None, limit: int = 10) -> list[str]:
+    """The ids of the queues with ready jobs held back by a slot (of `target`, or any), best
+    first: from the store's index of waiting queues, never by scanning the active ones."""
+    return [key for key, _ in store.waiting(target, limit)]
 
 
 def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState) -> bool:
     """Whether another queue waiting for a competing slot should get it first."""
     competing = None if GLOBAL in slots.limits else job.target  # a global limit: every slot competes
-    for other in waiting_for_slots(store, competing, limit=2):  # the best, and this queue maybe
-        if other.id != state.id:
-            return _rank(other) < _rank(state)
+    for other, rank in store.waiting(competing, 2):  # the best, and this queue maybe
+        if other != state.id:
+            return rank.rpartition("|")[0] < _rank(state)  # its rank, without the id that breaks ties
     return False
 
 
@@ -138,7 +138,7 @@ def release(ctx: Context, state: QueueState, job_ids: list[str]) -> list[str]:
     for job in state.jobs:
         if job.id in job_ids and slots.limited(job.target):
             slots.release(job.target, holder(state, job))
-    return [waiting.id for waiting in waiting_for_slots(ctx.store, None, 6) if waiting.id != state.id][:5]
+    return [waiting for waiting in waiting_for_slots(ctx.store, None, 6) if waiting != state.id][:5]
 
 
 __all__ = ["ACTIVE", "SLOT_WAIT", "active_queues", "after_report", "check_overlap", "gate", "holder",

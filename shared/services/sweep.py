@@ -135,10 +135,9 @@ def sweep(service: QueueService) -> dict[str, Any]:
         except (GroupConflict, BackendUnavailable) as e:
             report["failed"].append(f"archive: {e}")
     # Slots freed by expiry or by the stops above go to the best waiting queues.
-    for waiting in admission.waiting_for_slots(service.store, None, 10):
+    for waiting in admission.waiting_for_slots(service.store, None, 10):  # active ones only: the index holds no other
         try:
-            if waiting.status not in lifecycle.TERMINAL_QUEUE:
-                service.advance(waiting.id)
+            service.advance(waiting)
         except QueueManagerError as e:
-            report["failed"].append(f"{waiting.id}: {e}")
+            report["failed"].append(f"{waiting}: {e}")
     return report

@@ -40,7 +40,7 @@ def test_an_active_queue_counts_its_live_jobs_and_holds_its_requests():
     state.jobs[1].wait, state.jobs[1].waiting = WaitReason.SLOT, "waiting for slot: x"
     got = json.loads(facts.of(state))
     assert got["c"]["q.loading.BTCUSDT"] == 1 and got["c"][facts.job_counter(state.jobs[0].target, "running")] == 1
-    assert got["w"] == [state.jobs[1].target] and got["r"] == facts.rank(state.priority, state.started_at)
+    assert got["w"] == [state.jobs[1].target] and got["r"] == f"{facts.rank(state.priority, state.started_at)}|q-facts"
     assert got["t"] == state.time_range and got["e"] is None and got["d"] == []
     assert f"{state.jobs[0].target}/{state.jobs[0].type}" in got["l"]
 

@@ -29,9 +29,12 @@ REPLACE_QUERY = (
     " RETURN doc.rev"
 )
 COUNTERS_QUERY = "FOR c IN @@counters FILTER STARTS_WITH(c._key, @prefix) AND c.n != 0 RETURN [c._key, c.n]"
-WAITING_QUERY = "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r, q._key LIMIT @limit RETURN q"
+# Best first: the sparse index on facts.r gives the order (each rank is unique); a decision for
+# one target walks it and stops at the first queues waiting for that target.
+WAITING_QUERY = "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r LIMIT @limit RETURN [q._key, q.facts.r]"
 WAITING_FOR_QUERY = (
-    "FOR q IN @@col FILTER @target IN q.facts.w[*] SORT q.facts.r, q._key LIMIT @limit RETURN q"
+    "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r FILTER @target IN q.facts.w LIMIT @limit"
+    " RETURN [q._key, q.facts.r]"
 )
 ACTIVE_QUERY = "FOR q IN @@col FILTER q.symbol == @symbol AND q.status IN @active RETURN [q._key, q.facts]"
 DATASET_QUERY = "FOR q IN @@col FILTER @name IN q.facts.d[*] LIMIT 1 RETURN 1"
@@ -66,7 +69,6 @@ INDEXES = (
     {"type": "persistent", "fields": ["symbol", "status"]},
     {"type": "persistent", "fields": ["facts.r"], "sparse": True},
     {"type": "persistent", "fields": ["facts.e"], "sparse": True},
-    {"type": "persistent", "fields": ["facts.w[*]"]},
     {"type": "persistent", "fields": ["facts.d[*]"]},
     {"type": "persistent", "fields": ["facts.c.q"]},  # 1 for every document with facts: finds the rest
 )

@@ -49,12 +49,12 @@ class IndexReads:
         found = self._guard(self._db.collection(self.counters_collection).get_many, list(names))
         return {names[d["_key"]]: int(d["n"]) for d in found if d.get("n")}
 
-    def waiting(self, target: str | None, limit: int) -> list[str]:
+    def waiting(self, target: str | None, limit: int) -> list[tuple[str, str]]:
         if target is None:
-            docs = self._query(WAITING_QUERY, limit=limit, **{"@col": self.collection})
+            rows = self._query(WAITING_QUERY, limit=limit, **{"@col": self.collection})
         else:
-            docs = self._query(WAITING_FOR_QUERY, target=target, limit=limit, **{"@col": self.collection})
-        return [_text(d) for d in docs]
+            rows = self._query(WAITING_FOR_QUERY, target=target, limit=limit, **{"@col": self.collection})
+        return [(key, rank) for key, rank in rows]
 
     def active_facts(self, symbol: str) -> list[tuple[str, str]]:
         rows = self._query(ACTIVE_QUERY, symbol=symbol, active=list(ACTIVE), **{"@col": self.collection})

@@ -134,9 +134,9 @@ class StateStore(Protocol):
     def counters(self, prefix: str) -> dict[str, int]:
         """The maintained counters whose name starts with `prefix`, zeros left out."""
 
-    def waiting(self, target: str | None, limit: int) -> Texts:
-        """Documents of queues with a job waiting for a slot of `target` (any target: None),
-        best rank first (`facts.rank`, then key)."""
+    def waiting(self, target: str | None, limit: int) -> Pairs:
+        """(key, rank) of the queues with a job waiting for a slot of `target` (any target:
+        None), best first: the facts' `r`, `facts.rank` and the key, read from the index alone."""
 
     def active_facts(self, symbol: str) -> Pairs:
         """(key, facts) of the active queues of `symbol`."""

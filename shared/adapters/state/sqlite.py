@@ -50,6 +50,9 @@ class SqliteStore:
             # frequent and small, and each checkpoint costs an fsync.
             self._db.execute("PRAGMA wal_autocheckpoint=8000")
             self._db.execute("PRAGMA journal_size_limit=67108864")
+            # 64 MB of page cache per connection (the default is 2 MB): with a long history the
+            # indexes' inner pages stay in memory, so a write's index updates do not read the disk.
+            self._db.execute("PRAGMA cache_size=-65536")
             self._db.executescript(SCHEMA.format(table=table))
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             for column in FACT_COLUMNS:  # a file from before the facts: they are filled by reindex
@@ -209,15 +212,14 @@ class SqliteStore:
                          " AND n != 0", tuple(names)).fetchall()
         return {names[name]: n for name, n in rows}
 
-    def waiting(self, target: str | None, limit: int) -> Texts:
+    def waiting(self, target: str | None, limit: int) -> Pairs:
         if target is None:
-            sql = (f"SELECT doc FROM {self.table} WHERE wait_rank IS NOT NULL ORDER BY wait_rank, key LIMIT ?")
+            sql = f"SELECT key, wait_rank FROM {self.table} WHERE wait_rank IS NOT NULL ORDER BY wait_rank LIMIT ?"
             args: tuple[object, ...] = (limit,)
         else:
-            sql = (f"SELECT q.doc FROM {self.table}_waits w JOIN {self.table} q ON q.key = w.key"
-                   " WHERE w.target = ? ORDER BY w.rank, w.key LIMIT ?")
+            sql = f"SELECT key, rank FROM {self.table}_waits WHERE target = ? ORDER BY rank LIMIT ?"
             args = (target, limit)
-        return [r[0] for r in self._run(sql, args).fetchall()]
+        return [(k, r) for k, r in self._run(sql, args).fetchall()]
 
     def active_facts(self, symbol: str) -> Pairs:
         rows = self._run(
