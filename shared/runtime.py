@@ -83,6 +83,8 @@ def _index(store: StateStore) -> None:
         reindex(store)
     except BackendUnavailable as e:
         web.log.warning("state not indexed yet (the sweep retries): %s", e.message)
+    except Exception:  # serving must not depend on it: the sweep retries and reports
+        web.log.exception("state not indexed yet (the sweep retries)")
 
 
 def reset() -> None:

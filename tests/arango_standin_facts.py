@@ -25,7 +25,7 @@ KINDS = {q.CREATE_QUERY: "create", q.REPLACE_QUERY: "replace", q.COUNTERS_QUERY:
          q.WAITING_QUERY: "waiting", q.WAITING_FOR_QUERY: "waiting_for", q.ACTIVE_QUERY: "active",
          q.DATASET_QUERY: "dataset", q.UNINDEXED_QUERY: "unindexed", q.ENDED_QUERY: "ended",
          q.REMOVE_QUERY: "remove", q.SUM_QUERY: "sum", q.CLEAR_QUERY: "clear", q.PUT_QUERY: "put"}
-DECLARED = {"create": ("@col", "@counters", "doc"), "replace": ("@col", "@counters", "doc", "extra"),
+DECLARED = {"create": ("@col", "@counters", "doc", "archive"), "replace": ("@col", "@counters", "doc", "extra"),
             "sum": ("@col",), "clear": ("@counters",), "put": ("@counters", "rows"),
             "counters": ("@counters", "prefix"), "waiting": ("@col", "limit"),
             "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
@@ -82,8 +82,8 @@ def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any, extra: An
     current = col.docs.get(key) if isinstance(key, str) else None
     if kind == "create":
         if current is not None:
-            raise ApiError(409, 1210, "unique constraint violated - in index primary of type primary over "
-                           f"'_key'; conflicting key: {key}")
+            raise ApiError(409, 1210, "AQL: unique constraint violated - in index primary of type primary over "
+                           f"'_key'; conflicting key: {key} (while executing)")
         old: Any = {}
     else:
         if current is None:
@@ -140,6 +140,10 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
             if cname not in cols:
                 raise ApiError(404, 1203, f"AQL: collection or view not found: {cname} (while parsing)")
             found[name] = cols[cname]
+    if kind == "create" and isinstance(bind["doc"], dict):  # FOR archived IN [DOCUMENT(@archive, key)]
+        archive = cols.get(bind["archive"]) if isinstance(bind["archive"], str) else None
+        if archive is not None and archive.docs.get(bind["doc"].get("_key")) is not None:
+            return []
     if kind in ("create", "replace"):
         return _write(kind, found["@col"], found["@counters"], bind["doc"], new_rev, bind.get("extra"))
     if kind == "sum":
@@ -149,15 +153,17 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
             for name, n in (c.items() if isinstance(c, dict) else ()):
                 sums[name] = sums.get(name, 0) + _number(n)
         return [[name, n] for name, n in sorted(sums.items())]
-    if kind == "clear":
-        found["@counters"].docs.clear()
+    if kind == "clear":  # FILTER NOT STARTS_WITH(c._key, "a:")
+        docs_ = found["@counters"].docs
+        for name in [k for k in docs_ if not k.startswith("a:")]:
+            del docs_[name]
         return []
     if kind == "put":
         rows = bind["rows"] if isinstance(bind["rows"], list) else []
         for name, n in rows:
             if name in found["@counters"].docs:
-                raise ApiError(409, 1210, "unique constraint violated - in index primary of type primary over "
-                               f"'_key'; conflicting key: {name}")
+                raise ApiError(409, 1210, "AQL: unique constraint violated - in index primary of type primary"
+                               f" over '_key'; conflicting key: {name} (while executing)")
             found["@counters"].docs[name] = {"_key": name, "_id": f"{found['@counters'].name}/{name}",
                                              "_rev": new_rev(), "n": n}
         return []

@@ -64,9 +64,10 @@ def waiting_for_slots(store: StateStore, target: str | None = None, limit: int =
 def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState) -> bool:
     """Whether another queue waiting for a competing slot should get it first."""
     competing = None if GLOBAL in slots.limits else job.target  # a global limit: every slot competes
+    mine = _rank(state)
     for other, rank in store.waiting(competing, 2):  # the best, and this queue maybe
         if other != state.id:
-            return rank.rpartition("|")[0] < _rank(state)  # its rank, without the id that breaks ties
+            return rank[:len(mine)] < mine  # its rank, without the id that breaks ties
     return False
 
 

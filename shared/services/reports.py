@@ -108,6 +108,9 @@ def merge(ctx: Context, reports: Sequence[Telemetry]) -> list[Result]:
         # re-applied as duplicates on redelivery): every report gets the error.
         forget(ctx.store, by_queue)
         return [o if isinstance(o, InvalidInput) else e for o in outcomes]
+    except BaseException:  # a bug: the remembered writes of the rolled-back batch must not outlive it
+        forget(ctx.store, by_queue)
+        raise
     for queue_id, (state, changed, change) in merged.items():
         try:
             _follow_up(ctx, state, changed, change)

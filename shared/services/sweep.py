@@ -74,8 +74,8 @@ def sweep(service: QueueService) -> dict[str, Any]:
     unchanged: dict[str, float] = {}
     try:  # documents stored without facts (an earlier version's): indexed, then the counters rebuilt
         report["upkeep"] = [f"{k}: {v}" for k, v in upkeep(service.store).items()]
-    except BackendUnavailable as e:
-        report["failed"].append(f"upkeep: {e}")
+    except Exception as e:  # the rest of the sweep (timeouts, stops, slots) must still run
+        report["failed"].append(f"upkeep: {type(e).__name__}: {e}")
     for state in list(admission.active_queues(service.store)):
         try:
             if state.status != QueueStatus.STOPPING and state.deadline_at and _age(state.deadline_at, at) >= 0:

@@ -10,14 +10,14 @@ import uuid
 
 import pytest
 
-from shared.adapters.state import AlreadyExists, RevisionConflict, mutate, reindex, upkeep
+from shared.adapters.state import AlreadyExists, RevisionConflict, mutate
 from shared.adapters.state.arango import ArangoStore
 from shared.adapters.state.base import InvalidKey
 from shared.adapters.state.sqlite import SqliteStore
 from shared.core import facts, lifecycle
 from shared.core.config import ArangoSettings
 from shared.core.errors import BackendUnavailable
-from shared.core.models import QueueStart, QueueState, QueueStatus
+from shared.core.models import QueueStart, QueueState
 from tests.arango_standin import ArangoStandIn
 
 # Read at import, before the autouse fixture clears the environment.
@@ -210,91 +210,3 @@ def test_arango_wrong_password_is_backend_unavailable():
         store = ArangoStore(ArangoSettings(url=server.url, db="streamforge", password="wrong"))
         with pytest.raises(BackendUnavailable, match="401"):
             store.ping()
-
-
-def test_documents_stored_without_facts_are_counted_once_reindexed(store):
-    """What an earlier version stored has no facts: `reindex` counts it, exactly once, also when
-    a write reached it first."""
-    before = store.count_by_status()
-    legacy = [_doc(status="finished"), _doc(status="finished"), _doc(status="error")]
-    for doc in legacy:
-        store.create(doc["id"], json.dumps(doc))
-    assert store.count_by_status() == before
-    assert {k for k, _, _ in store.unindexed(1000)} >= {d["id"] for d in legacy}
-
-    def note(state):
-        state.unattributed_records += 1  # changes no fact
-        return True
-
-    mutate(store, legacy[0]["id"], note)
-    while reindex(store):
-        pass
-    assert store.unindexed(1000) == []
-    after = store.count_by_status()
-    assert after.get("finished", 0) - before.get("finished", 0) == 2
-    assert after.get("error", 0) - before.get("error", 0) == 1
-
-
-def test_an_sqlite_file_from_before_the_facts_is_upgraded(tmp_path):
-    import sqlite3
-
-    path = str(tmp_path / "state.db")
-    db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE queue_state (key TEXT PRIMARY KEY, rev INTEGER NOT NULL, doc TEXT NOT NULL,"
-                     " status TEXT, symbol TEXT, started_at TEXT);"
-                     " CREATE INDEX queue_state_status ON queue_state (status);")
-    doc = _doc(status="loading")
-    db.execute("INSERT INTO queue_state VALUES (?, 1, ?, 'loading', 'BTCUSDT', ?)",
-               (doc["id"], json.dumps(doc), doc["started_at"]))
-    db.commit()
-    db.close()
-    store = SqliteStore(path)
-    assert store.count_by_status() == {}
-    assert reindex(store) == 1
-    assert store.count_by_status() == {"loading": 1}
-    assert store.list(status="loading", symbol="BTCUSDT", limit=5, offset=0)[1] == 1
-    store.close()
-
-
-def test_a_writer_that_drops_the_facts_costs_a_recount_not_the_counts(store):
-    """An instance of a version before facts, still serving during a rollout, rewrites a
-    counted document without them (ArangoDB) or without updating them (SQLite); the next writes
-    and the sweep's upkeep leave the counters as a recount from the documents gives."""
-    doc = _doc(status="pending")
-    rev = _put(store, doc)
-    rev = store.replace(doc["id"], json.dumps({**doc, "status": "loading"}), rev=rev)  # the old writer
-
-    def finish(state):
-        state.status = QueueStatus.FINISHED
-        return True
-
-    mutate(store, doc["id"], finish)
-    upkeep(store)
-    stored: dict[str, int] = {}
-    after = None
-    while True:  # every stored document, by keyset pages
-        page, _ = store.list(status=None, symbol=None, limit=100, offset=0, after=after)
-        for text in page:
-            found = json.loads(text)
-            stored[found["status"]] = stored.get(found["status"], 0) + 1
-            after = (found["started_at"], found["id"])
-        if len(page) < 100:
-            break
-    assert store.count_by_status() == stored
-
-
-def test_recount_gives_the_counters_kept_by_the_writes(store):
-    for status in ("pending", "loading", "loading", "finished"):
-        _put(store, _doc(status=status))
-    kept = {**store.counters("q"), **store.counters("s."), **store.counters("j.")}
-    store.recount()
-    assert {**store.counters("q"), **store.counters("s."), **store.counters("j.")} == kept
-
-
-def test_replacing_an_archived_document_is_a_conflict(store):
-    doc = {**_doc(status="finished"), "finished_at": "2000-01-01T00:00:00.000Z"}
-    rev = _put(store, doc)
-    assert doc["id"] in store.archive("2001-01-01T00:00:00.000Z", 10)
-    with pytest.raises(RevisionConflict):
-        _replace(store, {**doc, "records_written": 1}, rev)
-    assert json.loads(store.get(doc["id"], archived=True)[0])["status"] == "finished"

@@ -111,22 +111,27 @@ def mutate(
     raise BackendUnavailable("state", f"queue {queue_id} too contended, retry")
 
 
+# Given to a document that cannot be read (a model it no longer fits): counted nowhere, found by
+# id and in listings as it is, and no longer offered to `reindex` again and again.
+UNREADABLE = '{"c":{"q":0},"w":[],"r":null,"d":[],"e":null,"t":null,"l":[],"unreadable":true}'
+
+
 def reindex(store: StateStore, *, limit: int = 500) -> int:
     """Give facts to documents stored without them (by a version before them, or one that
     dropped them), so they are counted and indexed from then on; how many. A document that no
-    longer parses stays as it is (logged); a lost compare-and-set is left for the next call."""
+    longer parses gets UNREADABLE (logged); a lost compare-and-set is left for the next call."""
     done = 0
     for key, doc, rev in store.unindexed(limit):
         try:
-            state = QueueState.model_validate_json(doc)
-        except ValueError as e:  # pydantic's ValidationError is one
-            log.warning("queue %s cannot be read, so it is not indexed: %s", key, str(e)[:200])
-            continue
+            found = facts.of(QueueState.model_validate_json(doc))
+        except ValueError as e:  # pydantic's ValidationError is one (the queue's, or a request's)
+            log.warning("queue %s cannot be read, so it is counted nowhere: %s", key, str(e)[:200])
+            found = UNREADABLE
         try:
-            store.replace(key, doc, rev=rev, facts=facts.of(state))
+            store.replace(key, doc, rev=rev, facts=found)
         except RevisionConflict:  # written meanwhile, with its facts
             continue
-        done += 1
+        done += found is not UNREADABLE
     return done
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -58,6 +59,9 @@ from shared.core.facts import queue_counter
 
 ERR_UNIQUE = 1210
 ERR_NOT_FOUND = 1202
+# arangod: "AQL: unique constraint violated - in index primary of type primary over '_key';
+# conflicting key: <key> (while executing)": the queue's own key, or a counter's
+CONFLICTING_KEY = re.compile(r"conflicting key: ([^\s]+)")
 CREATE_ATTEMPTS = 8
 ERR_CONFLICT = 1200  # 409 "write-write conflict" in a transaction; 412 is a revision mismatch
 LOCK_TIMEOUT_S = 5
@@ -136,8 +140,11 @@ class ArangoStore(IndexReads):
         try:
             found = self._query(query, doc=doc, **bind,
                                 **{"@col": self.collection, "@counters": self.counters_collection})
+            if not found:  # CREATE_QUERY: the key is in the archive (a queue that ended long ago)
+                raise AlreadyExists(key)
         except ArangoServerError as e:
-            if e.error_code == ERR_UNIQUE and str(e.error_message or "").endswith(f"conflicting key: {key}"):
+            taken = CONFLICTING_KEY.search(str(e.error_message or ""))
+            if e.error_code == ERR_UNIQUE and taken is not None and taken.group(1) == key:
                 raise AlreadyExists(key) from e
             # 1210 on a counter: two writers created the same one at once (UPSERT is not atomic
             # across writers); 1200/409/412: a revision or counter another writer changed; 1202:
@@ -157,7 +164,7 @@ class ArangoStore(IndexReads):
             body["facts"] = json.loads(facts)
             for attempt in range(CREATE_ATTEMPTS):
                 try:
-                    rev = self._write(CREATE_QUERY, body, key)
+                    rev = self._write(CREATE_QUERY, body, key, archive=self.archive_collection)
                 except RevisionConflict:  # a counter another writer held: the insert did not happen
                     time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                     continue

@@ -13,8 +13,10 @@ LIST_QUERY = (
 )
 # A write with new facts changes the counters by the difference between the facts stored
 # before and after it, in the same query: one transaction, whoever the writer is.
+# Nothing (no row) when the key is in the archive: a queue id is used once, hot or archived.
 CREATE_QUERY = (
-    "LET doc = FIRST(INSERT @doc INTO @@col RETURN {rev: NEW._rev, old: {}, new: NEW.facts.c})"
+    "FOR archived IN [DOCUMENT(@archive, @doc._key)] FILTER archived == null"
+    " LET doc = FIRST(INSERT @doc INTO @@col RETURN {rev: NEW._rev, old: {}, new: NEW.facts.c})"
     " LET counted = (FOR name IN ATTRIBUTES(doc.new) LET n = doc.new[name] FILTER n != 0"
     " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
     " RETURN doc.rev"
@@ -30,7 +32,8 @@ REPLACE_QUERY = (
 )
 COUNTERS_QUERY = "FOR c IN @@counters FILTER STARTS_WITH(c._key, @prefix) AND c.n != 0 RETURN [c._key, c.n]"
 # Best first: the sparse index on facts.r gives the order (each rank is unique); a decision for
-# one target walks it and stops at the first queues waiting for that target.
+# one target walks it and stops at the first queues waiting for that target (it reads the
+# waiting queues ranked before them: the backlog ahead, never the history).
 WAITING_QUERY = "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r LIMIT @limit RETURN [q._key, q.facts.r]"
 WAITING_FOR_QUERY = (
     "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r FILTER @target IN q.facts.w LIMIT @limit"
@@ -53,12 +56,13 @@ REMOVE_QUERY = (
     " IN @@counters RETURN 1)"
     " RETURN 1"
 )
-# The counters from what is stored, for `recount` (in one transaction, exclusive on the queues).
+# The hot counters from what is stored, for `recount` (one transaction, exclusive on the
+# queues). The archive's ("a:") are exact by construction (REMOVE_QUERY moves each queue's own).
 SUM_QUERY = (
     "FOR q IN @@col FILTER IS_OBJECT(q.facts.c) FOR name IN ATTRIBUTES(q.facts.c)"
     " COLLECT counter = name AGGREGATE n = SUM(q.facts.c[name]) RETURN [counter, n]"
 )
-CLEAR_QUERY = "FOR c IN @@counters REMOVE c IN @@counters"
+CLEAR_QUERY = "FOR c IN @@counters FILTER NOT STARTS_WITH(c._key, \"a:\") REMOVE c IN @@counters"
 PUT_QUERY = "FOR row IN @rows INSERT {_key: row[0], n: row[1]} INTO @@counters"
 QUERIES = (LIST_QUERY, CREATE_QUERY, REPLACE_QUERY, COUNTERS_QUERY, WAITING_QUERY, WAITING_FOR_QUERY, ACTIVE_QUERY,
            DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY, SUM_QUERY, CLEAR_QUERY, PUT_QUERY)

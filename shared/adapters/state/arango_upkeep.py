@@ -10,7 +10,6 @@ from arango.exceptions import ArangoClientError, ArangoServerError
 from requests.exceptions import RequestException
 
 from shared.adapters.state.arango_aql import (
-    ARCHIVED,
     CLEAR_QUERY,
     ENDED_QUERY,
     PUT_QUERY,
@@ -18,6 +17,7 @@ from shared.adapters.state.arango_aql import (
     SUM_QUERY,
 )
 from shared.adapters.state.base import GroupConflict
+from shared.core.errors import BackendUnavailable
 
 ArangoStore = Any  # shared.adapters.state.arango's, which imports this module
 
@@ -27,10 +27,8 @@ LOCK_TIMEOUT_S = 5
 
 def archive(store: ArangoStore, before: str, limit: int) -> list[str]:
     """Move up to `limit` queues that ended before `before` to the archive, CHUNK per
-    transaction (each all or nothing); their keys.
-
-    :raises GroupConflict: a queue was written meanwhile; what moved before it stays moved
-    """
+    transaction (each all or nothing); their keys. A queue written meanwhile ends the run: the
+    chunks before it stay moved and are returned, the next sweep goes on."""
     cols = {"@col": store.collection}
     moved: list[str] = []
     while len(moved) < limit:
@@ -44,9 +42,9 @@ def archive(store: ArangoStore, before: str, limit: int) -> list[str]:
                     store._query(REMOVE_QUERY, key=doc["_key"], rev=doc["_rev"],
                                  **cols, **{"@counters": store.counters_collection})
                     chunk.append(doc["_key"])
-        except ArangoServerError as e:  # written meanwhile: this chunk did not move; the next sweep tries
-            if e.http_code in (404, 409, 412):
-                raise GroupConflict(store.archive_collection) from e
+        except (ArangoServerError, GroupConflict) as e:  # written meanwhile: this chunk did not move
+            if isinstance(e, GroupConflict) or e.http_code in (404, 409, 412):
+                break
             raise
         moved += chunk
         if len(chunk) < CHUNK:
@@ -55,21 +53,22 @@ def archive(store: ArangoStore, before: str, limit: int) -> list[str]:
 
 
 def recount(store: ArangoStore) -> None:
-    """Rebuild the counters from the stored facts, hot and archived, in one transaction that
-    holds the queues exclusively: writers wait for it, and it reads every document, so the
-    sweep runs it only when a document was counted late (`RECOUNT`, or a reindex)."""
+    """Rebuild the hot counters from the stored facts in one transaction that holds the queues
+    exclusively: writers wait for it while it reads the hot set (the archive's counters are
+    exact by construction), so the sweep runs it only when a document was counted late
+    (`RECOUNT`, or a reindex)."""
     store._guard(_recount, store)
 
 
 def _recount(store: ArangoStore) -> None:
-    names = [store.collection, store.archive_collection, store.counters_collection]
-    trx: Any = store._db.begin_transaction(read=names, write=[store.counters_collection],
-                                           exclusive=[store.collection, store.counters_collection],
-                                           lock_timeout=LOCK_TIMEOUT_S)
+    names = [store.collection, store.counters_collection]
+    try:
+        trx: Any = store._db.begin_transaction(read=names, write=[store.counters_collection],
+                                               exclusive=names, lock_timeout=LOCK_TIMEOUT_S)
+    except ArangoServerError as e:  # e.g. a lock timeout (errorNum 18): the next sweep tries
+        raise BackendUnavailable("arango", f"recount not begun: {e.error_message}") from e
     try:
         rows = [[n, c] for n, c in trx.aql.execute(SUM_QUERY, bind_vars={"@col": store.collection}) if c]
-        archived = trx.aql.execute(SUM_QUERY, bind_vars={"@col": store.archive_collection})
-        rows += [[ARCHIVED + n, c] for n, c in archived if c and (n == "q" or n.startswith(("q.", "s.")))]
         trx.aql.execute(CLEAR_QUERY, bind_vars={"@counters": store.counters_collection})
         trx.aql.execute(PUT_QUERY, bind_vars={"@counters": store.counters_collection, "rows": rows})
         trx.commit_transaction()

@@ -119,10 +119,9 @@ class StateStore(Protocol):
 
     def archive(self, before: str, limit: int) -> Texts:
         """Move up to `limit` queues that ended before `before` (an ISO stamp) out of the hot
-        set into the archive, all or none; their keys, oldest first. Their counters move with them.
-
-        :raises GroupConflict: one was written meanwhile; nothing moved
-        """
+        set into the archive, their counters with them; the keys moved, oldest first. SQLite
+        moves them in one transaction; ArangoDB in transactions of 50, and a queue written
+        meanwhile ends the run there (what moved before stays moved and is returned)."""
 
     def count_by_status(self) -> dict[str, int]:
         """Stored queues by status, from the counters."""
