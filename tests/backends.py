@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from tests.arango_standin import ArangoStandIn
+from tests.servers import FunctionServer, base_env
 
 BACKENDS = ("sqlite", "arango")
 PASSWORD = "state-test-secret"
@@ -21,3 +23,11 @@ def state_env(backend: str) -> Iterator[dict[str, str]]:
         return
     with ArangoStandIn(password=PASSWORD) as server:
         yield {"ARANGO_URL": server.url, "ARANGO_PASSWORD": PASSWORD}
+
+
+@contextlib.contextmanager
+def fresh_all(backend: str, tmp_path: Path) -> Iterator[FunctionServer]:
+    """A fresh `all` function on ``backend`` (one per test: queues for the same data would
+    overlap, 409, on a shared one)."""
+    with state_env(backend) as env, FunctionServer("all", base_env(tmp_path / "state", **env), tmp_path) as srv:
+        yield srv

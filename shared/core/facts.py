@@ -18,7 +18,7 @@ import re
 from shared.core.models import JobRequest, JobStatus, QueueState, QueueStatus, WaitReason
 from shared.core.statuses import TERMINAL_QUEUE
 
-ACTIVE = frozenset({QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING})
+ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)  # the queues that still run
 LIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING})
 SLOT_WAIT = "waiting for slot: "
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

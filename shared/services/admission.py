@@ -22,14 +22,13 @@ from shared.core.models import (
     JobState,
     QueueStart,
     QueueState,
-    QueueStatus,
 )
 from shared.services.leases import GLOBAL, Slots
 
 if TYPE_CHECKING:
     from shared.services.context import Context
 
-ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)
+ACTIVE = facts.ACTIVE
 SLOT_WAIT = facts.SLOT_WAIT
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.adapters import metrics
 from shared.adapters.bus import EVENTS
-from shared.adapters.state import AlreadyExists, load, mutate
+from shared.adapters.state import AlreadyExists, load, load_archived, mutate
 from shared.core import constants, facts, lifecycle, lineage, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
@@ -59,9 +59,9 @@ class QueueService(Context):
         :raises BackendUnavailable:
         """
         queue_id = queue_id_for(idempotency_key)
-        archived = self.store.get(queue_id, archived=True) if idempotency_key else None
+        archived = load_archived(self.store, queue_id) if idempotency_key else None
         if archived is not None:  # a replay of a queue that ended long ago: it stays that queue
-            state = QueueState.model_validate_json(archived[0])
+            state = archived
             if state.request_hash != _hash(command):
                 raise Conflict(f"idempotency key {idempotency_key!r} was used for a different queue payload")
             metrics.STARTS.labels("replayed").inc()
@@ -120,11 +120,14 @@ class QueueService(Context):
         :raises Conflict: the queue has not failed.
         """
         stamp = now()
-        if self.store.get(queue_id) is None and self.store.get(queue_id, archived=True) is not None:
+        try:
+            state, changed = mutate(self.store, queue_id, outbox.tracked(
+                lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
+        except NotFound:
+            if load_archived(self.store, queue_id) is None:
+                raise
             raise Conflict(f"queue {queue_id} is archived (it ended more than RETENTION_DAYS ago); "
-                           "start a new queue for the same requests")
-        state, changed = mutate(self.store, queue_id, outbox.tracked(
-            lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
+                           "start a new queue for the same requests") from None
         if not changed:
             raise Conflict(f"queue {queue_id} is {state.status.value}; only a failed queue can be retried")
         state, _ = self.advance(queue_id)
@@ -191,10 +194,10 @@ class QueueService(Context):
         try:
             state, _ = load(self.store, queue_id)
         except NotFound:
-            found = self.store.get(queue_id, archived=True)
-            if found is None:
+            archived = load_archived(self.store, queue_id)
+            if archived is None:
                 raise
-            return QueueState.model_validate_json(found[0])
+            return archived
         return state
 
     def list(self, *, status: str | None, symbol: str | None, limit: int, offset: int,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from shared.adapters import metrics
 from shared.adapters.bus import CONTROL, EVENTS
-from shared.adapters.state import load, mutate
+from shared.adapters.state import load, load_archived, mutate
 from shared.core import constants, lifecycle
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
@@ -44,10 +44,10 @@ def stop(ctx: Context, queue_id: str, *, reason: str | None = None) -> tuple[Que
     try:
         state, changed = mutate(ctx.store, queue_id, outbox.tracked(change, source=ctx.source, now=stamp))
     except NotFound:
-        archived = ctx.store.get(queue_id, archived=True)
+        archived = load_archived(ctx.store, queue_id)
         if archived is None:
             raise
-        state = QueueState.model_validate_json(archived[0])  # ended long ago: nothing to stop
+        state = archived  # ended long ago: nothing to stop
         metrics.STOPS.labels("already_" + state.status.value).inc()
         return state, False
     metrics.STOPS.labels("stopping" if changed else "already_" + state.status.value).inc()

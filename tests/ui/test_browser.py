@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import BACKENDS, state_env
+from tests.backends import BACKENDS, fresh_all
 from tests.servers import ROOT, FunctionServer, base_env
 from tests.ui.browser import chromium, require_chromium
 
@@ -23,10 +23,8 @@ WAIT_S = 20
 
 @pytest.fixture(params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path: Path):
-    """A fresh `all` per test, on each state backend: queues for the same data would overlap
-    (409) on a shared one."""
-    with state_env(request.param) as env, FunctionServer("all", base_env(tmp_path / "state", **env),
-                                                          tmp_path) as srv:
+    """A fresh `all` per test, on each state backend."""
+    with fresh_all(request.param, tmp_path) as srv:
         yield srv
 
 

@@ -15,18 +15,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from shared.adapters.state.base import AlreadyExists, RevisionConflict, StateStore
+from shared.adapters.state.base import RECOUNT, AlreadyExists, RevisionConflict, StateStore
 from shared.core import facts
 from shared.core.config import Settings
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable, NotFound
 from shared.core.models import QueueState
 
-__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "mutate", "open_store",
+__all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "load_archived", "mutate", "open_store",
            "reindex", "upkeep"]
 
 MAX_ATTEMPTS = 50
-RECOUNT_PREFIX = "x."  # counters that say the others need rebuilding (arango_aql.RECOUNT)
 log = logging.getLogger("streamforge.queue_manager")
 
 
@@ -47,6 +46,12 @@ def load(store: StateStore, queue_id: str) -> tuple[QueueState, str]:
         raise NotFound(f"queue {queue_id!r} not found")
     doc, rev = found
     return QueueState.model_validate_json(doc), rev
+
+
+def load_archived(store: StateStore, queue_id: str) -> QueueState | None:
+    """The queue as the archive keeps it, or None."""
+    found = store.get(queue_id, archived=True)
+    return None if found is None else QueueState.model_validate_json(found[0])
 
 
 # The last state this process wrote, per queue: a telemetry merge may start
@@ -145,7 +150,7 @@ def upkeep(store: StateStore, *, rounds: int = 20) -> dict[str, int]:
         if not found:
             break
     recounted = 0
-    if indexed or store.counters(RECOUNT_PREFIX):
+    if indexed or store.counters(RECOUNT):
         store.recount()
         recounted = 1
     return {"indexed": indexed, "recounted": recounted}

@@ -32,18 +32,18 @@ from arango.exceptions import (
 from arango.http import DefaultHTTPClient
 from requests.exceptions import RequestException
 
-from shared.adapters.state import arango_upkeep as upkeep
 from shared.adapters.state.arango_aql import (
     ARCHIVE_INDEXES,
-    ARCHIVED,
     CREATE_QUERY,
     INDEXES,
     LIST_QUERY,
-    RECOUNT,
     REPLACE_QUERY,
 )
 from shared.adapters.state.arango_reads import IndexReads, _text
+from shared.adapters.state.arango_upkeep import archive_ended, rebuild_counters
 from shared.adapters.state.base import (
+    ARCHIVED,
+    RECOUNT,
     AlreadyExists,
     GroupConflict,
     InvalidKey,
@@ -129,6 +129,12 @@ class ArangoStore(IndexReads):
                 self._db.collection(self.archive_collection).add_index({**index, "inBackground": True})
         self._ready = True
 
+    def _conflict(self, key: str) -> Exception:
+        """A write that lost to another writer. Inside a transaction (another writer changed the
+        document after our snapshot, or holds it) retrying in it can't help: the whole group is
+        merged again."""
+        return RevisionConflict(key) if getattr(self._local, "db", None) is None else GroupConflict(key)
+
     def _write(self, query: str, doc: dict[str, Any], key: str, **bind: Any) -> str:
         """A write whose facts changed: the document and the counters in one query.
 
@@ -150,9 +156,7 @@ class ArangoStore(IndexReads):
             # across writers); 1200/409/412: a revision or counter another writer changed; 1202:
             # the document is gone. Nothing of the query was stored.
             if e.error_code in (ERR_UNIQUE, ERR_CONFLICT, ERR_NOT_FOUND) or e.http_code in (409, 412):
-                if getattr(self._local, "db", None) is None:
-                    raise RevisionConflict(key) from e
-                raise GroupConflict(key) from e
+                raise self._conflict(key) from e
             raise
         return str(found[0])
 
@@ -211,12 +215,7 @@ class ArangoStore(IndexReads):
             raise RevisionConflict(key) from e
         except DocumentReplaceError as e:
             if e.http_code in (404, 409):  # 404: gone meanwhile (to the archive)
-                if getattr(self._local, "col", None) is None:
-                    raise RevisionConflict(key) from e
-                # Inside a transaction: another writer changed it after our snapshot (errorNum
-                # 1200), or holds it. Retrying in the same transaction can't help; the whole
-                # group is merged again.
-                raise GroupConflict(key) from e
+                raise self._conflict(key) from e
             raise
         if facts is not None:
             self._facts.note(key, str(meta["_rev"]), body["facts"])
@@ -267,10 +266,10 @@ class ArangoStore(IndexReads):
         return [_text(d) for d in docs], int(counter["n"]) if counter else 0
 
     def archive(self, before: str, limit: int) -> Texts:
-        return upkeep.archive(self, before, limit)
+        return archive_ended(self, before, limit)
 
     def recount(self) -> None:
-        upkeep.recount(self)
+        rebuild_counters(self)
 
     def collection_exists(self, name: str) -> bool:
         """The pipeline's collections live in the same database as `queue_state`."""

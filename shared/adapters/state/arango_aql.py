@@ -77,6 +77,3 @@ INDEXES = (
     {"type": "persistent", "fields": ["facts.c.q"]},  # 1 for every document with facts: finds the rest
 )
 ARCHIVE_INDEXES = INDEXES[:3]  # what a listing of the archive walks
-ACTIVE = ("pending", "loading", "stopping")
-RECOUNT = "x.recount"  # > 0: the counters may count a document twice; the sweep recounts
-ARCHIVED = "a:"

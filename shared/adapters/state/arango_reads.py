@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from shared.adapters.state.arango_aql import (
-    ACTIVE,
     ACTIVE_QUERY,
     COUNTERS_QUERY,
     DATASET_QUERY,
@@ -16,7 +15,7 @@ from shared.adapters.state.arango_aql import (
     WAITING_FOR_QUERY,
     WAITING_QUERY,
 )
-from shared.adapters.state.base import SeenFacts
+from shared.adapters.state.base import ACTIVE, SeenFacts
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
 

@@ -25,7 +25,7 @@ CHUNK = 50  # queues moved per transaction: it holds the counters it changes unt
 LOCK_TIMEOUT_S = 5
 
 
-def archive(store: ArangoStore, before: str, limit: int) -> list[str]:
+def archive_ended(store: ArangoStore, before: str, limit: int) -> list[str]:
     """Move up to `limit` queues that ended before `before` to the archive, CHUNK per
     transaction (each all or nothing); their keys. A queue written meanwhile ends the run: the
     chunks before it stay moved and are returned, the next sweep goes on."""
@@ -52,7 +52,7 @@ def archive(store: ArangoStore, before: str, limit: int) -> list[str]:
     return moved
 
 
-def recount(store: ArangoStore) -> None:
+def rebuild_counters(store: ArangoStore) -> None:
     """Rebuild the hot counters from the stored facts in one transaction that holds the queues
     exclusively: writers wait for it while it reads the hot set (the archive's counters are
     exact by construction), so the sweep runs it only when a document was counted late

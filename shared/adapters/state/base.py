@@ -12,6 +12,8 @@ from collections import OrderedDict
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from shared.core import facts
+
 # ArangoDB's rule for a document key (`_key`): 1 to 254 bytes of letters, digits and these
 # punctuation characters. Both backends apply it, so the embedded store refuses what production
 # would: a key such as "pool/0" is a document *id* to ArangoDB's clients and servers.
@@ -21,6 +23,12 @@ _KEY = re.compile(r"[A-Za-z0-9_\-:.@()+,=;$!*'%]{1,254}")
 def valid_key(key: object) -> bool:
     return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
+
+# The active statuses as stored, the archive's counter prefix ("a:" + the hot counter's name),
+# and the counter that asks the sweep to rebuild the others: the same for both backends.
+ACTIVE = tuple(status.value for status in facts.ACTIVE)
+ARCHIVED = "a:"
+RECOUNT = "x.recount"
 
 # Results, named: inside the classes below, `list` is the listing method.
 Texts = list[str]

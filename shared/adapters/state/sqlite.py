@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.adapters.state.base import (
+    ACTIVE,
+    ARCHIVED,
     AlreadyExists,
     InvalidKey,
     Pairs,
@@ -25,11 +27,13 @@ from shared.adapters.state.base import (
     Triples,
     valid_key,
 )
-from shared.adapters.state.sqlite_schema import ACTIVE, ADD, ARCHIVED, DROP, FACT_COLUMNS, FACTS, SCHEMA
+from shared.adapters.state.sqlite_schema import ADD, DROP, FACT_COLUMNS, FACTS, SCHEMA
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
+
+_ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE)  # as SQL: the partial index and its query say it alike
 
 
 class SqliteStore:
@@ -63,7 +67,7 @@ class SqliteStore:
                         if "duplicate column" not in str(e):
                             raise
             self._db.executescript(FACTS.format(table=table, add=ADD.format(table=table),
-                                                drop=DROP.format(table=table)))
+                                                drop=DROP.format(table=table), active=_ACTIVE))
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
@@ -226,9 +230,8 @@ class SqliteStore:
     def active_facts(self, symbol: str) -> Pairs:
         # The statuses written out, so the partial index (which holds the facts) answers alone:
         # no row of the table, and so none of its document's pages, is read.
-        listed = ", ".join(f"'{status}'" for status in ACTIVE)
         rows = self._run(f"SELECT key, facts FROM {self.table} INDEXED BY {self.table}_active"
-                         f" WHERE symbol = ? AND status IN ({listed}) AND facts IS NOT NULL", (symbol,)).fetchall()
+                         f" WHERE symbol = ? AND status IN ({_ACTIVE}) AND facts IS NOT NULL", (symbol,)).fetchall()
         return [(k, f) for k, f in rows]
 
     def dataset_written(self, name: str) -> bool:

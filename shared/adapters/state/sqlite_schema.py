@@ -23,7 +23,7 @@ CREATE INDEX IF NOT EXISTS {table}_status_started ON {table} (status, started_at
 CREATE INDEX IF NOT EXISTS {table}_symbol_started ON {table} (symbol, started_at, key);
 CREATE INDEX IF NOT EXISTS {table}_waiting ON {table} (wait_rank, key) WHERE wait_rank IS NOT NULL;
 CREATE INDEX IF NOT EXISTS {table}_active ON {table} (symbol, status, key, facts)
-    WHERE status IN ('pending', 'loading', 'stopping');
+    WHERE status IN ({active});
 CREATE INDEX IF NOT EXISTS {table}_unindexed ON {table} (key) WHERE facts IS NULL;
 CREATE TABLE IF NOT EXISTS {table}_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS {table}_waits (
@@ -66,5 +66,3 @@ DROP = """INSERT INTO {table}_counters (name, n) SELECT key, -value FROM json_ea
 DELETE FROM {table}_waits WHERE target IN (SELECT value FROM json_each(OLD.facts, '$.w'))
     AND rank = json_extract(OLD.facts, '$.r') AND key = OLD.key;"""
 FACT_COLUMNS = ("facts", "wait_rank", "ended_at")
-ACTIVE = ("pending", "loading", "stopping")  # as the {table}_active index names them
-ARCHIVED = "a:"  # the counters of the archive: "a:" + the hot counter's name
