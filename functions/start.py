@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,13 +35,19 @@ async def start_queue(request: Request, params: web.Params) -> Response:
     service = runtime.get().service
     result = await web.blocking(service.start, command, idempotency_key=key)
     state = result.state
+    if state is None:
+        covered = {"queue_id": None, "status": "covered", "skipped": result.skipped, "covering": result.covering}
+        return web.reply(inbound, 200, "Nothing to load: other queues cover every period (force: true reloads)",
+                         covered, event_type=constants.CE_QUEUE_COVERED, event_id=f"covered/{uuid.uuid4()}")
     data = {
         "queue_id": state.id,
         "status": state.status.value,
-        "jobs": [{"id": j.id, "target": j.target, "type": j.type, "status": j.status.value}
-                 for j in state.jobs],
+        "jobs": [{"id": j.id, "target": j.target, "type": j.type, "status": j.status.value,
+                  **({"period": j.period} if j.period else {})} for j in state.jobs],
         "launcher": service.launcher.note,
     }
+    if result.skipped:
+        data.update(skipped=result.skipped, covering=result.covering)
     message = "Queue started" if result.created else "Queue already started (same idempotency key)"
     return web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STARTED,
                      event_id=f"{state.id}/started")
@@ -60,9 +68,16 @@ async def retry_queue(request: Request, params: web.Params) -> Response:
                                                "retried": retried})
 
 
+async def repair_queue(request: Request, params: web.Params) -> Response:
+    state, rerun = await web.blocking(runtime.get().service.repair, params["queue_id"])
+    return web.envelope(200, "Queue repairing", {"queue_id": state.id, "status": state.status.value,
+                                                 "repaired": rerun})
+
+
 ROUTES = [
     web.route("POST", "/queues/plan", plan_queue),
     web.route("POST", "/queues/{queue_id}/retry", retry_queue),
+    web.route("POST", "/queues/{queue_id}/repair", repair_queue),
     web.route("POST", "/queues/start", start_queue),
     web.route("POST", "/queues", start_queue),
 ]

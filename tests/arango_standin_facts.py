@@ -1,10 +1,13 @@
 """The facts queries of shared/adapters/state/arango_aql.py, for the ArangoDB stand-in.
 
 Each runs as arangod runs that query: the writes (INSERT/REPLACE of the queue document and
-the UPSERTs of its counters) all or nothing, REPLACE with `ignoreRevs: false` failing with
+the UPSERTs of its counters and its coverage entries, tests/arango_standin_coverage.py) all or
+nothing, REPLACE with `ignoreRevs: false` failing with
 errorNum 1200 on a revision mismatch, INSERT with 1210 on a taken key, `OLD.facts.c || {}`
 for a document stored without facts, and UPSERT adding to a counter or creating it. The
 reads return what the query's RETURN builds, in its SORT order (none: primary key order).
+In a stream transaction a query writing to a collection the transaction did not declare for
+writing fails before it runs (400, errorNum 1652, "unregistered collection used in transaction").
 """
 
 from __future__ import annotations
@@ -15,23 +18,29 @@ from typing import Any
 from shared.adapters.state import arango_aql as q
 
 try:
+    from . import arango_standin_coverage as coverage
     from . import arango_standin_paths as paths
     from .arango_standin_aql import ApiError, aql_cmp, aql_eq
 except ImportError:  # imported as a top-level module
+    import arango_standin_coverage as coverage  # type: ignore[no-redef]
     import arango_standin_paths as paths  # type: ignore[no-redef]
     from arango_standin_aql import ApiError, aql_cmp, aql_eq  # type: ignore[no-redef]
 
 KINDS = {q.CREATE_QUERY: "create", q.REPLACE_QUERY: "replace", q.COUNTERS_QUERY: "counters",
          q.WAITING_QUERY: "waiting", q.WAITING_FOR_QUERY: "waiting_for", q.ACTIVE_QUERY: "active",
          q.DATASET_QUERY: "dataset", q.UNINDEXED_QUERY: "unindexed", q.ENDED_QUERY: "ended",
-         q.REMOVE_QUERY: "remove", q.SUM_QUERY: "sum", q.CLEAR_QUERY: "clear", q.PUT_QUERY: "put"}
-DECLARED = {"create": ("@col", "@counters", "doc", "archive"), "replace": ("@col", "@counters", "doc", "extra"),
+         q.REMOVE_QUERY: "remove", q.SUM_QUERY: "sum", q.CLEAR_QUERY: "clear", q.PUT_QUERY: "put",
+         q.COVERAGE_QUERY: "coverage"}
+DECLARED = {"create": ("@col", "@counters", "@coverage", "doc", "archive"),
+            "replace": ("@col", "@counters", "@coverage", "doc", "extra"),
             "sum": ("@col",), "clear": ("@counters",), "put": ("@counters", "rows"),
             "counters": ("@counters", "prefix"), "waiting": ("@col", "limit"),
             "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
             "dataset": ("@col", "name"), "unindexed": ("@col", "limit"), "ended": ("@col", "before", "limit"),
-            "remove": ("@col", "@counters", "key", "rev")}
-COLLECTIONS = ("@col", "@counters")
+            "remove": ("@col", "@counters", "key", "rev"), "coverage": ("@coverage", "series", "first", "last")}
+COLLECTIONS = ("@col", "@counters", "@coverage")
+WRITES = {"create": COLLECTIONS, "replace": COLLECTIONS, "remove": ("@col", "@counters"),
+          "clear": ("@counters",), "put": ("@counters",)}
 _MISSING = object()
 
 
@@ -74,7 +83,7 @@ def _number(v: Any) -> float:
     return v if isinstance(v, (int, float)) else 0
 
 
-def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any, extra: Any = None) -> list:
+def _write(kind: str, col: Any, counters: Any, covered: Any, doc: Any, new_rev: Any, extra: Any = None) -> list:
     if not isinstance(doc, dict):
         raise ApiError(400, 1227, "invalid document type")
     key = doc.get("_key")
@@ -92,6 +101,7 @@ def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any, extra: An
             raise ApiError(409, 1200, "conflict, _rev values do not match")
         old = _get(current, "facts", "c") or {}  # OLD.facts.c || {}
     new = {"_key": key, "_id": f"{col.name}/{key}", "_rev": new_rev(), **copy.deepcopy(user)}
+    entries = coverage.planned(kind, current, new)  # before any write: a failing query writes nothing
     new_counts = _get(new, "facts", "c")
     extra = extra if isinstance(extra, dict) else {}
     names = list(dict.fromkeys([*(old if isinstance(old, dict) else {}),
@@ -107,6 +117,7 @@ def _write(kind: str, col: Any, counters: Any, doc: Any, new_rev: Any, extra: An
             changes[name] = n
     col.docs[key] = new
     _count(counters, changes, new_rev)
+    coverage.apply(covered, entries, new_rev)
     return [new["_rev"]]
 
 
@@ -140,12 +151,19 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
             if cname not in cols:
                 raise ApiError(404, 1203, f"AQL: collection or view not found: {cname} (while parsing)")
             found[name] = cols[cname]
+    for name in WRITES.get(kind, ()):  # a stream transaction's collection view knows its declaration
+        if getattr(found[name], "writable", True) is False:
+            raise ApiError(400, 1652, "AQL: unregistered collection used in transaction: "
+                           f"{found[name].name} [write] (while parsing)")
     if kind == "create" and isinstance(bind["doc"], dict):  # FOR archived IN [DOCUMENT(@archive, key)]
         archive = cols.get(bind["archive"]) if isinstance(bind["archive"], str) else None
         if archive is not None and archive.docs.get(bind["doc"].get("_key")) is not None:
             return []
     if kind in ("create", "replace"):
-        return _write(kind, found["@col"], found["@counters"], bind["doc"], new_rev, bind.get("extra"))
+        return _write(kind, found["@col"], found["@counters"], found["@coverage"], bind["doc"], new_rev,
+                      bind.get("extra"))
+    if kind == "coverage":
+        return coverage.read(found["@coverage"].docs, bind, _read)
     if kind == "sum":
         sums: dict[str, Any] = {}
         for d in found["@col"].docs.values():
@@ -190,8 +208,8 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
         hits = [d for status in dict.fromkeys(s for s in active if isinstance(s, str))
                 for d in _read(docs, ("symbol", "status"), False, (bind["symbol"], status),
                                lambda d, status=status: aql_eq(d.get("symbol"), bind["symbol"])
-                               and aql_eq(d.get("status"), status))]
-        return copy.deepcopy([[d["_key"], d.get("facts")] for d in hits])
+                               and aql_eq(d.get("status"), status) and d.get("facts") is not None)]
+        return copy.deepcopy([[d["_key"], {"t": _get(d, "facts", "t"), "l": _get(d, "facts", "l")}] for d in hits])
     if kind == "dataset":
         name = bind["name"]
         hit = _read(docs, ("facts.d[*]",), False, (name,), lambda d: isinstance(_get(d, "facts", "d"), list)

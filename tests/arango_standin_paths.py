@@ -17,10 +17,12 @@ import heapq
 from collections.abc import Iterator
 from typing import Any
 
+# The module, not its names: importing arango_standin_docs first imports this one before that
+# module has defined them (docs -> aql -> facts -> paths -> docs).
 try:
-    from .arango_standin_docs import SortedEntries, aql_key
+    from . import arango_standin_docs as docstore
 except ImportError:  # imported as a top-level module
-    from arango_standin_docs import SortedEntries, aql_key  # type: ignore[no-redef]
+    import arango_standin_docs as docstore  # type: ignore[no-redef]
 
 def value_at(doc: Any, path: str) -> Any:
     for part in path.split("."):
@@ -33,7 +35,7 @@ def value_at(doc: Any, path: str) -> Any:
 class PathIndex:
     def __init__(self, fields: tuple[str, ...], sparse: bool, docs: dict):
         self.fields, self.sparse = fields, sparse
-        self.entries = SortedEntries([e for k, d in docs.items() for e in self.entries_for(k, d)])
+        self.entries = docstore.SortedEntries([e for k, d in docs.items() for e in self.entries_for(k, d)])
 
     def entries_for(self, key: str, doc: dict | None) -> set[tuple]:
         if doc is None:
@@ -43,12 +45,12 @@ class PathIndex:
             if field.endswith("[*]"):
                 found = value_at(doc, field[:-3])
                 elements = found if isinstance(found, list) else []
-                keys = list(dict.fromkeys(aql_key(v) for v in elements if not (self.sparse and v is None)))
+                keys = list(dict.fromkeys(docstore.aql_key(v) for v in elements if not (self.sparse and v is None)))
             else:
                 v = value_at(doc, field)
                 if self.sparse and v is None:
                     return set()
-                keys = [aql_key(v)]
+                keys = [docstore.aql_key(v)]
             combos = [(*c, *k) for c in combos for k in keys]
         return {(*c, 3, key) for c in combos}
 
@@ -80,5 +82,5 @@ def walk(docs: Any, index: PathIndex, lo: tuple, hi: tuple) -> Iterator[tuple[st
 
 def stretch(*values: Any) -> tuple[tuple, tuple]:
     """The (lo, hi) of the entries whose leading fields equal `values`."""
-    prefix = tuple(x for v in values for x in aql_key(v))
+    prefix = tuple(x for v in values for x in docstore.aql_key(v))
     return prefix, (*prefix, 9)

@@ -116,6 +116,7 @@ class Transaction:
             col.docs.watchers[tid] = self.before[name]
             twin = copy.copy(col)
             twin.docs = Overlay(col.docs, self.before[name], self.writes[name])
+            twin.writable = name in write  # what a query may write (tests/arango_standin_facts.py)
             self.view.cols[name] = twin
 
     def result(self) -> dict:

@@ -11,6 +11,7 @@ CE_KAFKA_RECORD: Final = "dev.knative.kafka.event"
 
 # CloudEvent types the functions emit on the events topic.
 CE_QUEUE_STARTED: Final = "dev.streamforge.queue.started"
+CE_QUEUE_COVERED: Final = "dev.streamforge.queue.covered"  # a start with nothing to load
 CE_QUEUE_STOPPED: Final = "dev.streamforge.queue.stopped"
 CE_QUEUE_STATUS_CHANGED: Final = "dev.streamforge.queue.status.changed"
 CE_JOB_STATUS_CHANGED: Final = "dev.streamforge.job.status.changed"
@@ -29,6 +30,7 @@ LABEL_QUEUE_ID: Final = "streamforge.dev/queue-id"
 LABEL_TARGET: Final = "streamforge.dev/target"
 LABEL_JOB_ID: Final = "streamforge.dev/job-id"  # the job's id, as its JOB_ID env
 LABEL_JOB_INDEX: Final = "streamforge.dev/job-index"  # its request's place in the queue
+LABEL_PERIOD: Final = "streamforge.dev/period"  # the period a partitioned job loads
 PART_OF: Final = "streamforge"
 MANAGED_BY: Final = "streamforge-queue-manager"
 

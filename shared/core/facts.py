@@ -3,9 +3,10 @@
 Each write of a queue document carries its facts (compact JSON): the counters it
 contributes to (queues by status, by status and symbol; live jobs of an active queue by
 target and status), the targets it waits on for a slot and its rank among waiting queues,
-the collections its finished jobs wrote, when it ended, and what it holds for the overlap
-check. A backend keeps its counters and indexes from them, inside the same write (SQLite:
-triggers; ArangoDB: the same query), so they are right across instances and restarts.
+the collections its finished jobs wrote, when it ended, what it holds for the overlap
+check, and its coverage entries (what its loading jobs loaded, per month). A backend keeps
+its counters and indexes from them, inside the same write (SQLite: triggers; ArangoDB: the
+same query), so they are right across instances and restarts.
 
 A write whose facts did not change (most telemetry: progress only) touches no index.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 
+from shared.core import coverage
 from shared.core.models import JobRequest, JobStatus, QueueState, QueueStatus, WaitReason
 from shared.core.statuses import TERMINAL_QUEUE
 
@@ -84,8 +86,8 @@ def _datasets(state: QueueState, finished: tuple[str, ...]) -> tuple[str, ...]:
         for job in state.jobs:
             if job.id in finished:
                 request = JobRequest(target=job.target, type=job.type, **job.params)
-                names.update(o.removeprefix("collection:") for o in outputs(request, state.symbol, state.time_range)
-                             if o.startswith("collection:"))
+                written = outputs(request, state.symbol, job.time_range or state.time_range, job.period)
+                names.update(o.removeprefix("collection:") for o in written if o.startswith("collection:"))
         found = tuple(sorted(names))
         if len(_written) >= _WRITTEN_MAX:
             _written.clear()
@@ -104,7 +106,8 @@ def _signature(state: QueueState) -> tuple[object, ...]:
     ended = state.status in TERMINAL_QUEUE and not state.outbox and not state.cleanup
     return (state.id, state.request_hash, state.status, state.symbol, state.priority, state.started_at,
             state.time_range, (state.finished_at or state.updated_at or state.started_at) if ended else None,
-            tuple((j.id, j.target, j.type, j.status, j.wait, waits_for_slot(j)) for j in state.jobs))
+            tuple((j.id, j.target, j.type, j.status, j.wait, waits_for_slot(j), coverage.signature(j))
+                  for j in state.jobs))
 
 
 def of(state: QueueState) -> str:
@@ -148,5 +151,6 @@ def _render(state: QueueState, ended: object) -> str:
         "e": ended,  # when it ended, once the archive may take it
         "t": state.time_range if active else None,
         "l": sorted(live),
+        "v": coverage.entries(state),  # what its loading jobs loaded, per month (shared/core/coverage.py)
     }
     return json.dumps(facts, separators=(",", ":"))

@@ -25,6 +25,10 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # ArangoDB's traditional collection naming: a letter first, then letters, digits, _ or -.
 COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
 # Request parameters that name ArangoDB collections and so must be valid names.
+PERIOD = "{period}"
+"""In a request parameter, the period its Job loads (`2024_06`; `shared/core/partitions.py`)."""
+# What `check_param` takes for a collection name: COLLECTION_RE, where `{period}` counts as a letter.
+NAME_WITH_PERIOD = r"^(?:[A-Za-z]|\{period\})(?:[A-Za-z0-9_-]|\{period\}){0,255}$"
 COLLECTION_PARAMS = frozenset(
     {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
 )
@@ -111,7 +115,7 @@ def params_schema(schema: dict[str, Any]) -> None:
     """What `check_param` takes, as JSON Schema, on a request's schema (its extra fields)."""
     text = {"type": "string", "maxLength": MAX_STRING}
     scalar = {"anyOf": [text, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
-    name = {"type": "string", "pattern": COLLECTION_RE.pattern}
+    name = {"type": "string", "pattern": NAME_WITH_PERIOD}
     schema["propertyNames"] = {"pattern": NAME_RE.pattern, "not": {"enum": sorted(RESERVED_PARAMS - set(
         schema.get("properties", {})))}}
     schema["maxProperties"] = MAX_PARAMS + len(schema.get("properties", {}))
@@ -144,8 +148,8 @@ def check_param(key: str, value: Any) -> None:
             raise ValueError(f"{key}: values must be strings, numbers, booleans or lists of them")
         if len(item) > MAX_STRING:
             raise ValueError(f"{key}: strings are limited to {MAX_STRING} characters")
-        if key in COLLECTION_PARAMS and not COLLECTION_RE.fullmatch(item):
+        if key in COLLECTION_PARAMS and not COLLECTION_RE.fullmatch(item.replace(PERIOD, "p")):
             raise ValueError(
                 f"{key}: {item!r} is not a valid ArangoDB collection name "
-                "(a letter, then letters, digits, '_' or '-', at most 256)"
+                "(a letter, then letters, digits, '_' or '-', at most 256; {period} for the period)"
             )

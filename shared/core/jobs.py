@@ -30,7 +30,9 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def labels(queue: QueueState, job: JobState) -> dict[str, str]:
+    period = {constants.LABEL_PERIOD: job.period} if job.period else {}
     return {
+        **period,
         constants.LABEL_NAME: job.target,
         constants.LABEL_INSTANCE: job.job_name,
         constants.LABEL_COMPONENT: naming.label_value(job.type),
@@ -51,14 +53,16 @@ def render(
     *, queue: QueueState, job: JobState, jobs: JobSettings, kafka: KafkaSettings, arango_url: str,
     arango_db: str,
 ) -> dict[str, Any]:
-    start, end = queue.time_range.split(":")
+    time_range = job.time_range or queue.time_range  # a partitioned job's: its period's
+    start, end = time_range.split(":")
     env = [
         {"name": "QUEUE_ID", "value": queue.id},
         {"name": "JOB_ID", "value": job.id},
         {"name": "TARGET", "value": job.target},
         {"name": "SYMBOL", "value": queue.symbol},
         {"name": "TYPE", "value": job.type},
-        {"name": "TIME_RANGE", "value": queue.time_range},
+        {"name": "TIME_RANGE", "value": time_range},
+        *([{"name": "PERIOD", "value": job.period}] if job.period else []),
         {"name": "START_DATE", "value": start},
         {"name": "END_DATE", "value": end},
         {"name": "KAFKA_TOPIC", "value": job.kafka_topic or ""},
@@ -129,7 +133,8 @@ def render(
             "annotations": {
                 "streamforge.dev/queue-id": queue.id,
                 "streamforge.dev/symbol": queue.symbol,
-                "streamforge.dev/time-range": queue.time_range,
+                "streamforge.dev/time-range": time_range,
+                **({"streamforge.dev/period": job.period} if job.period else {}),
             },
         },
         "spec": spec,

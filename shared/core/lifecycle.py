@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.core import clock, lineage, naming
+from shared.core import clock, lineage, naming, partitions
 from shared.core.errors import InvalidInput
 from shared.core.models import (
     TELEMETRY_STATUS,
@@ -49,10 +49,14 @@ def loader_type(target: str, type_: str) -> str:
 
 
 def new_queue(*, queue_id: str, command: QueueStart, now: str,
-              needs: list[list[Need]] | None = None) -> QueueState:
+              needs: list[list[Need]] | None = None, units: list[partitions.Unit] | None = None) -> QueueState:
+    """The queue document of a start: one job per unit (`partitions.units`), `needs` by unit."""
     start, end = command.time_range.split(":")
+    if units is None:
+        units = partitions.units(command)
     jobs = []
-    for index, request in enumerate(command.requests):
+    for index, unit in enumerate(units):
+        request = unit.spec
         name = naming.job_name(queue_id, index, request.target, request.type)
         produces_topic = request.target in ("loader-producer", "arango-connector")
         jobs.append(
@@ -67,11 +71,11 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
                 params=request.params,
                 job_name=name,
                 loader_type=loader_type(request.target, request.type),
-                kafka_topic=(
-                    naming.dataset_name(command.symbol, request.type, command.time_range)
-                    if produces_topic
-                    else None
-                ),
+                kafka_topic=(naming.dataset(command.symbol, request.type, unit.dataset_period)
+                             if produces_topic else None),
+                request=unit.request if unit.period is not None else None,
+                period=unit.period,
+                time_range=unit.time_range if unit.period is not None else None,
             )
         )
     single = jobs[0] if len(jobs) == 1 else None
@@ -82,6 +86,7 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
         status=QueueStatus.PENDING,
         loader_type=single.loader_type if single else "pipeline",
         time_range=command.time_range,
+        partition=command.partition if command.partition != "none" else None,
         start_time=start,
         end_time=end,
         kafka_topic=single.kafka_topic if single else None,
@@ -174,7 +179,22 @@ def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if newest != job.last_loaded_timestamp:
             job.last_loaded_timestamp = newest
             changed = True
+        if len(targets) == 1 and telemetry.gaps:
+            changed |= _add_gaps(job, telemetry)
     return settle(state, changed, now)
+
+
+MAX_JOB_GAPS = 200
+
+
+def _add_gaps(job: JobState, telemetry: Telemetry) -> bool:
+    """Keep the gaps a job reported (a repeat adds nothing), oldest first, at most MAX_JOB_GAPS."""
+    known = {tuple(g) for g in job.gaps}
+    new = {(g.start, g.end) for g in telemetry.gaps or ()} - known
+    if not new or len(known) >= MAX_JOB_GAPS:
+        return False
+    job.gaps = [list(g) for g in sorted(known | new)[:MAX_JOB_GAPS]]
+    return True
 
 
 def fail_job(state: QueueState, job_id: str, message: str, now: str) -> bool:

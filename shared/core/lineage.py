@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from shared.core import naming
+from shared.core import naming, partitions
 from shared.core.errors import InvalidInput
 from shared.core.models import JobRequest, Need, QueueStart
 
@@ -55,8 +55,10 @@ def _names(value: object) -> list[str]:
     return []
 
 
-def outputs(request: JobRequest, symbol: str, time_range: str) -> set[str]:
-    dataset = naming.dataset_name(symbol, request.type, time_range)
+def outputs(request: JobRequest, symbol: str, time_range: str, period: str | None = None) -> set[str]:
+    """What a request writes; `period`: of a partitioned one, the period it loads."""
+    dataset = naming.dataset(symbol, request.type, period) if period else naming.dataset_name(
+        symbol, request.type, time_range)
     if request.target == "loader-producer":
         return {f"topic:{dataset}"}
     found = {f"collection:{n}" for p in OUTPUT_PARAMS for n in _names(request.params.get(p))}
@@ -65,44 +67,58 @@ def outputs(request: JobRequest, symbol: str, time_range: str) -> set[str]:
     return found
 
 
-def inputs(request: JobRequest, symbol: str, time_range: str) -> set[str]:
+def inputs(request: JobRequest, symbol: str, time_range: str, period: str | None = None) -> set[str]:
     found = {f"collection:{n}" for p in INPUT_PARAMS for n in _names(request.params.get(p))}
     if request.target == "arango-connector":
-        found.add(f"topic:{naming.dataset_name(symbol, request.type, time_range)}")
+        dataset = naming.dataset(symbol, request.type, period) if period else naming.dataset_name(
+            symbol, request.type, time_range)
+        found.add(f"topic:{dataset}")
     return found
 
 
-def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) -> list[list[Need]]:
-    """The needs of every request, by index.
+def _overlaps(a: str, b: str) -> bool:
+    return a.split(":")[0] <= b.split(":")[1] and b.split(":")[0] <= a.split(":")[1]
+
+
+def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None,
+         units: list[partitions.Unit] | None = None) -> list[list[Need]]:
+    """The needs of every unit (`partitions.units`: a request, or one period of it), by index.
 
     :raises InvalidInput: an input nobody in the queue writes and that does not
         already exist, a `depends_on` naming no request, or a cycle.
     """
+    if units is None:
+        units = partitions.units(command)
     requests = command.requests
     mode = command.mode
-    needs: list[list[Need]] = [[] for _ in requests]
+    needs: list[list[Need]] = [[] for _ in units]
     until: Until
     if mode == "parallel":
         return needs
-    if mode == "sequential":
-        for i in range(1, len(requests)):
-            until = RUNNING if is_streaming(requests[i].type) else FINISHED
-            needs[i].append(Need(job=i - 1, until=until, reason="sequential mode"))
+    if mode == "sequential":  # each request after the one before it: every unit of it
+        for i, u in enumerate(units):
+            until = RUNNING if is_streaming(u.spec.type) else FINISHED
+            needs[i].extend(Need(job=j, until=until, reason="sequential mode")
+                            for j, v in enumerate(units) if v.request == u.request - 1)
         return needs
     writers: dict[str, int] = {}
-    for i, r in enumerate(requests):
-        for name in outputs(r, command.symbol, command.time_range):
+    for i, u in enumerate(units):
+        for name in outputs(u.spec, command.symbol, u.time_range, u.period):
             writers.setdefault(name, i)
     problems = []
-    for i, r in enumerate(requests):
-        for name in sorted(inputs(r, command.symbol, command.time_range)):
+    missing = 0
+    for i, u in enumerate(units):
+        r = u.spec
+        for name in sorted(inputs(r, command.symbol, u.time_range, u.period)):
             writer = writers.get(name)
             kind, dataset = name.split(":", 1)
             if writer is None:
                 if kind == "collection" and not (exists and exists(dataset)):
-                    problems.append({"loc": ["requests", i], "msg": f"request {i} ({r.target} {r.type}) reads "
-                                     f"collection {dataset!r}, which no request of this queue writes and "
-                                     f"which does not exist"})
+                    missing += 1
+                    if missing <= 10:
+                        problems.append({"loc": ["requests", u.request], "msg": f"request {u.request} "
+                                         f"({r.target} {r.type}) reads collection {dataset!r}, which no request "
+                                         "of this queue writes and which does not exist"})
                 continue
             if writer == i:
                 continue
@@ -115,19 +131,24 @@ def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None) ->
             needs[i].append(Need(job=writer, until=until, reason=f"{kind} {dataset}"))
         for ref in r.depends_on or []:
             target = _resolve(requests, ref)
-            if target is None or target == i:
-                problems.append({"loc": ["requests", i, "depends_on"],
-                                 "msg": f"request {i}: depends_on {ref!r} names no other request"})
+            if target is None or target == u.request:
+                problems.append({"loc": ["requests", u.request, "depends_on"],
+                                 "msg": f"request {u.request}: depends_on {ref!r} names no other request"})
                 continue
             until = RUNNING if is_streaming(r.type) else FINISHED
-            needs[i].append(Need(job=target, until=until, reason="depends_on"))
+            # its periods that overlap this one's range (all of them, for an unpartitioned one)
+            needs[i].extend(Need(job=j, until=until, reason="depends_on") for j, v in enumerate(units)
+                            if v.request == target and _overlaps(v.time_range, u.time_range))
+    if missing > 10:
+        problems.append({"loc": ["requests"], "msg": f"and {missing - 10} more such inputs"})
+    problems = [p for n, p in enumerate(problems) if p not in problems[:n]]  # one per request, not per period
     if problems:
         raise InvalidInput("the queue's requests do not form a pipeline", details=problems)
     cycle = _cycle(needs)
     if cycle:
-        names = " -> ".join(f"{i} ({requests[i].target} {requests[i].type})" for i in cycle)
+        names = " -> ".join(f"{units[i].request} ({units[i].spec.target} {units[i].spec.type})" for i in cycle)
         raise InvalidInput(f"dependency cycle: {names}",
-                           details=[{"loc": ["requests", cycle[0]], "msg": f"cycle {names}"}])
+                           details=[{"loc": ["requests", units[cycle[0]].request], "msg": f"cycle {names}"}])
     return needs
 
 

@@ -5,7 +5,6 @@ the same bad input with the same field-level message.
 """
 
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -17,7 +16,14 @@ from pydantic import (
     model_validator,
 )
 
-from shared.core import constants
+from shared.core import clock, constants
+from shared.core.documents import JobState as JobState
+from shared.core.documents import JobStatus as JobStatus
+from shared.core.documents import Need as Need
+from shared.core.documents import Outcome as Outcome
+from shared.core.documents import QueueState as QueueState
+from shared.core.documents import QueueStatus as QueueStatus
+from shared.core.documents import WaitReason as WaitReason
 from shared.core.fields import (
     MAX_PARAMS,
     MAX_STRING,
@@ -36,43 +42,9 @@ from shared.core.fields import (
 )
 
 MAX_REQUESTS = 50
-
-
-class QueueStatus(StrEnum):
-    PENDING = "pending"
-    LOADING = "loading"
-    STOPPING = "stopping"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    ERROR = "error"
-
-
-class Outcome(StrEnum):
-    """What became of one report (a Job's telemetry, or the cluster's word on a Job)."""
-
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"  # nothing new: a repeat, or out of date
-    UNKNOWN_QUEUE = "unknown_queue"
-    UNKNOWN_JOB = "unknown_job"
-    NO_NEWS = "no_news"  # a cluster event that says nothing about the job's state
-
-
-class WaitReason(StrEnum):
-    """What a pending job waits for."""
-
-    INPUTS = "inputs"  # jobs it needs have not reached the status it needs
-    PARTNER = "partner"  # its co-scheduled jobs cannot launch with it yet
-    SLOT = "slot"  # a concurrency slot (JOB_LIMITS), or queues of higher priority waiting first
-
-
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    LAUNCHED = "launched"
-    RUNNING = "running"
-    FINISHED = "finished"
-    ERROR = "error"
-    STOPPED = "stopped"
-    SKIPPED = "skipped"
+MAX_GAPS = 100
+Partition = Literal["month", "day", "none"]
+Stamp = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class JobRequest(BaseModel):
@@ -87,6 +59,8 @@ class JobRequest(BaseModel):
     depends_on: list[Integer | Annotated[str, StringConstraints(max_length=64)]] | None = Field(
         default=None, max_length=MAX_REQUESTS,
         description="Requests (index or id) this one waits for, besides those inferred from its inputs")
+    partition: Partition | None = Field(
+        default=None, description="One Job per calendar month or day of the range (none: one for the whole)")
 
     @field_validator("target")
     @classmethod
@@ -146,6 +120,11 @@ class QueueStart(BaseModel):
         default=None, description="The whole queue's deadline; overdue queues are stopped")
     allow_overlap: bool = Field(
         default=False, description="Allow requests overlapping an active queue's (target, type, symbol, range)")
+    partition: Partition | None = Field(
+        default=None, description="The requests' default partition: one Job per month or day of the range")
+    newest_first: bool = Field(default=False, description="Partitions run newest period first (default oldest)")
+    force: bool = Field(default=False, description="Reload periods another queue already loaded or is loading")
+    repair: bool = Field(default=False, description="Reload covered periods that have gaps; skip the rest")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
@@ -195,6 +174,25 @@ TELEMETRY_STATUS = {
     "cancelled": JobStatus.STOPPED,
 }
 
+class Gap(BaseModel):
+    """An interval with no data: ISO-8601 times, `from` not after `to`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True, populate_by_name=True)
+
+    start: Stamp = Field(alias="from")
+    end: Stamp = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        try:
+            start, end = clock.parse(self.start), clock.parse(self.end)
+        except ValueError:
+            raise ValueError("gap times must be ISO-8601, e.g. 2024-06-03T10:00:00Z") from None
+        if start > end:
+            raise ValueError(f"gap starts ({self.start}) after it ends ({self.end})")
+        return self
+
+
 class Telemetry(BaseModel):
     """What a Job reports on queue-control (the seed's format, plus the Job's identity)."""
 
@@ -213,87 +211,6 @@ class Telemetry(BaseModel):
     started_at: Annotated[str, StringConstraints(max_length=64)] | None = None
     finished_at: Annotated[str, StringConstraints(max_length=64)] | None = None
     error_message: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    gaps: list[Gap] | None = Field(default=None, max_length=MAX_GAPS,
+                                   description="Intervals in the job's range with no data (an exchange outage)")
 
-
-class Need(BaseModel):
-    """What a job waits for: another job of the queue reaching a status (the one type for it:
-    lineage plans with it, the queue document stores it)."""
-
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
-    job: int = Field(description="Index of the request waited for")
-    until: Literal["launched", "running", "finished"] = Field(
-        description="launched (co-scheduled), running or finished")
-    reason: str = Field(description="The dataset, or depends_on, or the mode: shown when a job waits")
-
-
-class JobState(BaseModel):
-    """One request of a queue and the Job that runs it."""
-
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
-    id: str = Field(description="Stable id within the queue; the Job's JOB_ID env")
-    index: int
-    request_id: str | None = None
-    streaming: bool = False
-    needs: list[Need] = Field(default=[])
-    waiting: str | None = Field(default=None, description="Why a pending job has not launched yet")
-    wait: WaitReason | None = Field(default=None, description="What a pending job waits for")
-    launch_refused: str | None = Field(
-        default=None, description="Why the cluster refused this job's Job: its launch failed for good")
-    attempt: int = 0
-    created: bool = Field(default=False, description="The launcher confirmed the Job exists")
-    target: str
-    type: str
-    params: dict[str, Any] = Field(default={})
-    job_name: str
-    loader_type: str
-    kafka_topic: str | None = None
-    status: JobStatus = JobStatus.PENDING
-    records_written: int = 0
-    last_loaded_timestamp: str | None = None
-    error_message: str | None = None
-    launched_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-
-class QueueState(BaseModel):
-    """The document kept per queue in `queue_state` (the seed's fields plus the jobs)."""
-
-    model_config = ConfigDict(defer_build=True)  # built on first use: each function needs a few
-
-    id: str
-    symbol: str
-    type: str
-    status: QueueStatus
-    loader_type: str
-    time_range: str
-    start_time: str | None = None
-    end_time: str | None = None
-    last_loaded_timestamp: str | None = None
-    records_written: int = 0
-    error_message: str | None = None
-    kafka_topic: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str | None = None
-    stop_reason: str | None = None
-    mode: str = "dag"
-    on_failure: str = "stop"
-    priority: int = 5
-    deadline_at: str | None = None
-    stop_requested_at: str | None = None
-    seq: int = Field(default=0, description="Counts the queue's changes; the id of its live-update events")
-    history: list[dict[str, Any]] = Field(
-        default=[], description="The latest change events, for clients that reconnect")
-    cleanup: list[str] = Field(default=[], description="Job names to delete (failure stop)")
-    unattributed_records: int = Field(
-        default=0, description="records_written from queue-level telemetry that names no job"
-    )
-    jobs: list[JobState] = Field(default=[])
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-    outbox: list[dict[str, Any]] = Field(
-        default=[], description="Events written with the state, not yet published"
-    )

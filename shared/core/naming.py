@@ -43,8 +43,12 @@ def period(start: dt.date, end: dt.date) -> str:
 
 def dataset_name(symbol: str, type_: str, time_range: str) -> str:
     start, end = parse_time_range(time_range)
-    kind = type_.removeprefix("api_")
-    return f"{base_asset(symbol)}_{kind}_{period(start, end)}"
+    return dataset(symbol, type_, period(start, end))
+
+
+def dataset(symbol: str, type_: str, period_name: str) -> str:
+    """The dataset of (symbol, type) for one period name (`2024_06`, `2024_06_03`, ...)."""
+    return f"{base_asset(symbol)}_{type_.removeprefix('api_')}_{period_name}"
 
 
 def dns_label(text: str) -> str:

@@ -96,29 +96,66 @@ def mark_created(state: QueueState, job_ids: set[str]) -> bool:
     return changed
 
 
-def retry(state: QueueState, now: str) -> bool:
-    """Re-run what failed, was skipped or was stopped by a failure; keep what finished.
+def rerun_set(state: QueueState, seeds: set[int]) -> set[int]:
+    """The jobs to run again with `seeds`: what waits for them, directly or not (its output was
+    made from theirs; a loader's connector with it). What they read stays (a connector run again
+    reads its loader's topic from Kafka)."""
+    found = set(seeds)
+    frontier = list(seeds)
+    while frontier:
+        current = frontier.pop()
+        for job in state.jobs:
+            if job.index not in found and any(n.job == current for n in job.needs):
+                found.add(job.index)
+                frontier.append(job.index)
+    return found
 
-    Retried jobs get a new attempt number, hence a new Job name and JOB_ID, so
-    late telemetry from the failed attempt cannot touch the new one.
-    """
+
+def _again(state: QueueState, job: JobState) -> None:
+    """A new attempt: a new Job name and JOB_ID, so late telemetry of the last one cannot touch it."""
     from shared.core import naming
 
-    if state.status != QueueStatus.ERROR:
-        return False
+    job.attempt += 1
+    name = naming.job_name(state.id, job.index, job.target, f"{job.type}-r{job.attempt}")
+    job.id = job.job_name = name
+    job.status = JobStatus.PENDING
+    job.created = False
+    job.records_written = 0
+    job.last_loaded_timestamp = None
+    job.gaps = []
+    job.error_message = job.waiting = job.wait = job.launch_refused = None
+    job.launched_at = job.started_at = job.finished_at = None
+
+
+def _reopen(state: QueueState, indexes: set[int], now: str) -> bool:
     for job in state.jobs:
-        if job.status in (JobStatus.ERROR, JobStatus.SKIPPED, JobStatus.STOPPED):
-            job.attempt += 1
-            name = naming.job_name(state.id, job.index, job.target, f"{job.type}-r{job.attempt}")
-            job.id = job.job_name = name
-            job.status = JobStatus.PENDING
-            job.created = False
-            job.records_written = 0
-            job.last_loaded_timestamp = None
-            job.error_message = job.waiting = job.wait = job.launch_refused = None
-            job.launched_at = job.started_at = job.finished_at = None
+        if job.index in indexes:
+            _again(state, job)
     state.status = QueueStatus.LOADING
     state.error_message = None
     state.finished_at = None
     state.cleanup = []
     return lifecycle.settle(state, True, now)
+
+
+def retry(state: QueueState, now: str) -> bool:
+    """Re-run what failed, was skipped or was stopped by a failure, with `rerun_set`; keep
+    what finished otherwise (of a partitioned queue: the other periods)."""
+    if state.status != QueueStatus.ERROR:
+        return False
+    short = {j.index for j in state.jobs if j.status in (JobStatus.ERROR, JobStatus.SKIPPED, JobStatus.STOPPED)}
+    return _reopen(state, rerun_set(state, short), now)
+
+
+def repair(state: QueueState, now: str) -> list[str]:
+    """Re-run the jobs whose telemetry reported gaps (the periods with missing data), with
+    `rerun_set`; the ids of the jobs it re-runs (none: nothing to repair, or the queue is not
+    over yet)."""
+    if state.status not in (QueueStatus.FINISHED, QueueStatus.ERROR):
+        return []
+    gapped = {j.index for j in state.jobs if j.gaps and j.status == JobStatus.FINISHED}
+    if not gapped:
+        return []
+    indexes = rerun_set(state, gapped)
+    _reopen(state, indexes, now)
+    return [state.jobs[i].id for i in sorted(indexes)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from shared.adapters import metrics
 from shared.adapters.state import StateStore
-from shared.core import facts, lifecycle, lineage, scheduling
+from shared.core import facts, lifecycle, lineage, partitions, scheduling
 from shared.core.errors import Conflict
 from shared.core.fields import parse_time_range
 from shared.core.models import (
@@ -98,7 +98,10 @@ def check_overlap(store: StateStore, command: QueueStart, queue_id: str) -> None
     facts of the symbol's active queues only, not their documents."""
     if command.allow_overlap:
         return
-    mine = {f"{r.target}/{r.type}" for r in command.requests}
+    # Partitioned requests skip what is covered instead (shared/services/backfill.py).
+    mine = {f"{r.target}/{r.type}" for r in command.requests if not partitions.partition_of(command, r)}
+    if not mine:
+        return
     for other_id, text in sorted(store.active_facts(command.symbol)):
         other = json.loads(text)
         if other_id == queue_id or not other.get("t") or not _overlap(command.time_range, other["t"]):

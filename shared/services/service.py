@@ -10,13 +10,13 @@ from typing import Any
 
 from shared.adapters import metrics
 from shared.adapters.bus import EVENTS
-from shared.adapters.state import AlreadyExists, load, load_archived, mutate
-from shared.core import constants, facts, lifecycle, lineage, scheduling
+from shared.adapters.state import AlreadyExists, load, load_archived
+from shared.core import constants, facts, lifecycle, lineage, partitions, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
 from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused, NotFound
 from shared.core.models import Outcome, QueueStart, QueueState, QueueStatus, Telemetry
-from shared.services import admission, launching, outbox, reports, stopping
+from shared.services import admission, backfill, launching, outbox, reports, rerunning, stopping
 from shared.services.context import Context
 
 # Queue ids derived from idempotency keys live in their own UUID namespace.
@@ -29,16 +29,31 @@ def queue_id_for(idempotency_key: str | None) -> str:
     return str(uuid.uuid4())
 
 
+# Options added after the first release: left out of the hash at their defaults, so a replayed
+# start from before them still matches its queue.
+_LATER = {"partition": None, "newest_first": False, "force": False, "repair": False}
+
+
 def _hash(command: QueueStart) -> str:
-    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    payload = command.model_dump(mode="json")
+    for name, default in _LATER.items():
+        if payload.get(name, default) == default:
+            payload.pop(name, None)
+    for request in payload["requests"]:
+        if request.get("partition") is None:
+            request.pop("partition", None)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
 class Started:
-    state: QueueState
+    state: QueueState | None
+    """None: every period is covered by other queues, nothing to do (`skipped` says by whom)."""
     created: bool
     launched: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    covering: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,14 +82,25 @@ class QueueService(Context):
             metrics.STARTS.labels("replayed").inc()
             return Started(state=state, created=False)
         stamp = now()
-        needs = lineage.plan(command, exists=self.dataset_exists)
-        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs)
+        replay = idempotency_key is not None and self.store.get(queue_id) is not None
+        # A replay finds its queue below; a first start skips what other queues cover.
+        decision = backfill.Decision(partitions.units(command)) if replay else backfill.decide(self, command, queue_id)
+        if not decision.units:
+            for skipped in decision.skipped:
+                metrics.PERIODS_SKIPPED.labels(skipped["type"]).inc()
+            return Started(state=None, created=False, skipped=decision.skipped, covering=decision.covering)
+        needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
+                             units=decision.units)
+        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs, units=decision.units)
+        state.skipped = decision.skipped
         state.idempotency_key = idempotency_key
         state.request_hash = _hash(command)
         outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STARTED, id_=f"{queue_id}/started",
                    source=self.source, now=stamp,
                    data={"queue_id": queue_id, "symbol": state.symbol, "time_range": state.time_range,
-                         "jobs": [{"id": j.id, "target": j.target, "type": j.type} for j in state.jobs]})
+                         "jobs": [{"id": j.id, "target": j.target, "type": j.type,
+                                   **({"period": j.period} if j.period else {})} for j in state.jobs],
+                         **({"skipped": decision.skipped} if decision.skipped else {})})
         admission.check_overlap(self.store, command, queue_id)
         created = True
         try:
@@ -90,6 +116,9 @@ class QueueService(Context):
                     f"idempotency key {idempotency_key!r} was used for a different queue payload"
                 ) from None
         metrics.STARTS.labels("created" if created else "replayed").inc()
+        if created:
+            for skipped in decision.skipped:
+                metrics.PERIODS_SKIPPED.labels(skipped["type"]).inc()
         try:
             state, launched = self.advance(queue_id, retry_unconfirmed=not created)
         except BackendUnavailable as e:
@@ -103,7 +132,9 @@ class QueueService(Context):
         if refused and state.status == QueueStatus.ERROR:
             # Recorded, failed and cleaned up by the failure policy; the caller must know.
             raise LaunchRefused(queue_id, refused)
-        return Started(state=state, created=created, launched=launched)
+        return Started(state=state, created=created, launched=launched, skipped=state.skipped,
+                       covering=sorted({q for s in state.skipped for q in [s.get("queue_id"), *s.get("queues", [])]
+                                        if q}))
 
     def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
         return launching.advance(self, queue_id, retry_unconfirmed=retry_unconfirmed)
@@ -114,31 +145,25 @@ class QueueService(Context):
         return bool(catalog(name) if catalog else self.store.dataset_written(name))
 
     def retry(self, queue_id: str) -> QueueState:
-        """Re-run only what failed or was skipped.
+        return rerunning.retry(self, queue_id)
 
-        :raises NotFound:
-        :raises Conflict: the queue has not failed.
-        """
-        stamp = now()
-        try:
-            state, changed = mutate(self.store, queue_id, outbox.tracked(
-                lambda s: scheduling.retry(s, stamp), source=self.source, now=stamp))
-        except NotFound:
-            if load_archived(self.store, queue_id) is None:
-                raise
-            raise Conflict(f"queue {queue_id} is archived (it ended more than RETENTION_DAYS ago); "
-                           "start a new queue for the same requests") from None
-        if not changed:
-            raise Conflict(f"queue {queue_id} is {state.status.value}; only a failed queue can be retried")
-        state, _ = self.advance(queue_id)
-        return state
+    def repair(self, queue_id: str) -> tuple[QueueState, list[str]]:
+        return rerunning.repair(self, queue_id)
+
+    def coverage(self, symbol: str, type_: str, start: Any, end: Any, partition: str) -> dict[str, Any]:
+        """What is loaded of (symbol, type) over [start, end], period by period."""
+        return backfill.report(self, symbol, type_, start, end, partition)
 
     def plan(self, command: QueueStart) -> dict[str, Any]:
-        """What a start would do, launching nothing: the DAG, the manifests, the first wave."""
+        """What a start would do, launching nothing: the DAG, the manifests, the first wave, the
+        periods it would skip because other queues cover them."""
         stamp = now()
-        needs = lineage.plan(command, exists=self.dataset_exists)
-        state = lifecycle.new_queue(queue_id="00000000-0000-0000-0000-000000000000", command=command,
-                                    now=stamp, needs=needs)
+        queue_id = "00000000-0000-0000-0000-000000000000"
+        decision = backfill.decide(self, command, queue_id)
+        needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
+                             units=decision.units)
+        state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs,
+                                    units=decision.units)
         first: list[str] = []
         scheduling.admit(state, stamp, first)
         return {
@@ -146,11 +171,14 @@ class QueueService(Context):
             "on_failure": command.on_failure,
             "jobs": [
                 {"index": j.index, "id": j.id, "target": j.target, "type": j.type, "streaming": j.streaming,
+                 **({"period": j.period, "time_range": j.time_range} if j.period else {}),
                  "needs": [n.model_dump() for n in j.needs],
                  "starts": "at start" if j.id in first else j.waiting,
                  "manifest": self.render(state, j)}
                 for j in state.jobs
             ],
+            "skipped": decision.skipped,
+            "covering": decision.covering,
         }
 
     def render(self, state: QueueState, job: Any) -> dict[str, Any]:

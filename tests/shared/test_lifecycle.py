@@ -72,9 +72,9 @@ def test_every_model_has_its_docstring_for_the_openapi_document():
 
     from shared.api import operations
     from shared.api.openapi import document
-    from shared.core import models
+    from shared.core import documents, models
 
-    classes = [c for m in (models, operations) for c in vars(m).values() if inspect.isclass(c)
+    classes = [c for m in (models, documents, operations) for c in vars(m).values() if inspect.isclass(c)
                and issubclass(c, pydantic.BaseModel) and c.__module__ == m.__name__]
     assert len(classes) >= 9
     assert [c.__name__ for c in classes if not c.__doc__] == []

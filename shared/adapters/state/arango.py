@@ -2,12 +2,13 @@
 
 Only these calls reach the server, and the test stand-in implements exactly
 them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
-`ignoreRevs=false`), collection/index creation, the AQL queries below, and
+`ignoreRevs=false`), collection listing and creation, index creation, the AQL queries below, and
 stream transactions (`batch`: begin, the `x-arango-trx-id` header on the
 document calls and queries, commit, abort).
 
 A document keeps its facts (`shared/core/facts.py`) in its `facts` attribute, where the
-indexes find them; the counters live in `<collection>_counters`, one document per counter.
+indexes find them; the counters live in `<collection>_counters`, one document per counter,
+the coverage entries (facts `v`) in `<collection>_coverage`, one document per entry.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from requests.exceptions import RequestException
 
 from shared.adapters.state.arango_aql import (
     ARCHIVE_INDEXES,
+    COVERAGE_INDEXES,
     CREATE_QUERY,
     INDEXES,
     LIST_QUERY,
@@ -76,6 +78,7 @@ class ArangoStore(IndexReads):
         self.indexed = indexed  # the queues: facts indexes, counters, archive; the leases: none
         self.counters_collection = f"{collection}_counters"
         self.archive_collection = f"{collection}_archive"
+        self.coverage_collection = f"{collection}_coverage"
         # One retry at most: Knative retries the whole delivery on our 503.
         self._client = ArangoClient(
             hosts=settings.url,
@@ -111,8 +114,8 @@ class ArangoStore(IndexReads):
             raise
 
     def _ensure_schema(self) -> None:
-        names = (self.collection, self.counters_collection, self.archive_collection) if self.indexed \
-            else (self.collection,)
+        names = (self.collection, self.counters_collection, self.archive_collection,
+                 self.coverage_collection) if self.indexed else (self.collection,)
         for name in names:
             if not self._db.has_collection(name):
                 try:
@@ -127,6 +130,8 @@ class ArangoStore(IndexReads):
                 self._col.add_index({**index, "inBackground": True})
             for index in ARCHIVE_INDEXES:
                 self._db.collection(self.archive_collection).add_index({**index, "inBackground": True})
+            for index in COVERAGE_INDEXES:
+                self._db.collection(self.coverage_collection).add_index({**index, "inBackground": True})
         self._ready = True
 
     def _conflict(self, key: str) -> Exception:
@@ -136,7 +141,7 @@ class ArangoStore(IndexReads):
         return RevisionConflict(key) if getattr(self._local, "db", None) is None else GroupConflict(key)
 
     def _write(self, query: str, doc: dict[str, Any], key: str, **bind: Any) -> str:
-        """A write whose facts changed: the document and the counters in one query.
+        """A write whose facts changed: the document, the counters, the coverage in one query.
 
         :raises AlreadyExists: (a create) the key is taken
         :raises RevisionConflict: (outside a batch) the revision changed, the document went (to
@@ -145,7 +150,8 @@ class ArangoStore(IndexReads):
         """
         try:
             found = self._query(query, doc=doc, **bind,
-                                **{"@col": self.collection, "@counters": self.counters_collection})
+                                **{"@col": self.collection, "@counters": self.counters_collection,
+                                   "@coverage": self.coverage_collection})
             if not found:  # CREATE_QUERY: the key is in the archive (a queue that ended long ago)
                 raise AlreadyExists(key)
         except ArangoServerError as e:
@@ -231,7 +237,8 @@ class ArangoStore(IndexReads):
         # never conflict with each other; only another instance's writes can.
         with self._batch_lock:
             try:
-                names = [self.collection, self.counters_collection, self.archive_collection]
+                names = [self.collection, self.counters_collection, self.archive_collection,
+                         self.coverage_collection]
                 trx = self._guard(self._db.begin_transaction, read=names, write=names, lock_timeout=LOCK_TIMEOUT_S)
             except ArangoServerError as e:  # e.g. a lock timeout (errorNum 18): try again later
                 raise BackendUnavailable("arango", f"transaction not begun: {e.error_message}") from e

@@ -12,22 +12,32 @@ LIST_QUERY = (
     " SORT q.started_at DESC, q._key ASC LIMIT @offset, @limit RETURN q"
 )
 # A write with new facts changes the counters by the difference between the facts stored
-# before and after it, in the same query: one transaction, whoever the writer is.
+# before and after it, in the same query: one transaction, whoever the writer is. Its coverage
+# entries (facts.v) that changed are written to the coverage collection, keyed by their id, in
+# the same query too; nothing removes them (the archive keeps its queues' history there).
 # Nothing (no row) when the key is in the archive: a queue id is used once, hot or archived.
+COVERED = (
+    " LET covered = (FOR e IN doc.new_v FILTER POSITION(doc.old_v, e) == false"
+    " UPSERT {_key: e.id} INSERT MERGE(e, {_key: e.id}) REPLACE MERGE(e, {_key: e.id}) IN @@coverage RETURN 1)"
+)
 CREATE_QUERY = (
     "FOR archived IN [DOCUMENT(@archive, @doc._key)] FILTER archived == null"
-    " LET doc = FIRST(INSERT @doc INTO @@col RETURN {rev: NEW._rev, old: {}, new: NEW.facts.c})"
+    " LET doc = FIRST(INSERT @doc INTO @@col"
+    " RETURN {rev: NEW._rev, old: {}, new: NEW.facts.c, old_v: [], new_v: NEW.facts.v || []})"
     " LET counted = (FOR name IN ATTRIBUTES(doc.new) LET n = doc.new[name] FILTER n != 0"
     " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
+    + COVERED +
     " RETURN doc.rev"
 )
 # @extra: more to add, e.g. {RECOUNT: 1} for a document read without facts.
 REPLACE_QUERY = (
     "LET doc = FIRST(REPLACE @doc IN @@col OPTIONS {ignoreRevs: false}"
-    " RETURN {rev: NEW._rev, old: OLD.facts.c || {}, new: NEW.facts.c})"
+    " RETURN {rev: NEW._rev, old: OLD.facts.c || {}, new: NEW.facts.c,"
+    " old_v: OLD.facts.v || [], new_v: NEW.facts.v || []})"
     " LET counted = (FOR name IN UNION_DISTINCT(ATTRIBUTES(doc.old), ATTRIBUTES(doc.new), ATTRIBUTES(@extra))"
     " LET n = (doc.new[name] || 0) - (doc.old[name] || 0) + (@extra[name] || 0) FILTER n != 0"
     " UPSERT {_key: name} INSERT {_key: name, n: n} UPDATE {n: OLD.n + n} IN @@counters RETURN 1)"
+    + COVERED +
     " RETURN doc.rev"
 )
 COUNTERS_QUERY = "FOR c IN @@counters FILTER STARTS_WITH(c._key, @prefix) AND c.n != 0 RETURN [c._key, c.n]"
@@ -39,7 +49,16 @@ WAITING_FOR_QUERY = (
     "FOR q IN @@col FILTER q.facts.r != null SORT q.facts.r FILTER @target IN q.facts.w LIMIT @limit"
     " RETURN [q._key, q.facts.r]"
 )
-ACTIVE_QUERY = "FOR q IN @@col FILTER q.symbol == @symbol AND q.status IN @active RETURN [q._key, q.facts]"
+# Of the facts, the overlap check's part only: the coverage entries make them large.
+ACTIVE_QUERY = (
+    "FOR q IN @@col FILTER q.symbol == @symbol AND q.status IN @active AND q.facts != null"
+    " RETURN [q._key, {t: q.facts.t, l: q.facts.l}]"
+)
+# A series' entries by first day, through the coverage index (COVERAGE_INDEXES).
+COVERAGE_QUERY = (
+    "FOR e IN @@coverage FILTER e.s == @series AND e.f >= @first AND e.f <= @last"
+    " SORT e.f, e.q, e.k RETURN UNSET(e, \"_key\", \"_id\", \"_rev\")"
+)
 DATASET_QUERY = "FOR q IN @@col FILTER @name IN q.facts.d[*] LIMIT 1 RETURN 1"
 UNINDEXED_QUERY = "FOR q IN @@col FILTER q.facts.c.q == null LIMIT @limit RETURN q"
 ENDED_QUERY = (
@@ -65,7 +84,8 @@ SUM_QUERY = (
 CLEAR_QUERY = "FOR c IN @@counters FILTER NOT STARTS_WITH(c._key, \"a:\") REMOVE c IN @@counters"
 PUT_QUERY = "FOR row IN @rows INSERT {_key: row[0], n: row[1]} INTO @@counters"
 QUERIES = (LIST_QUERY, CREATE_QUERY, REPLACE_QUERY, COUNTERS_QUERY, WAITING_QUERY, WAITING_FOR_QUERY, ACTIVE_QUERY,
-           DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY, SUM_QUERY, CLEAR_QUERY, PUT_QUERY)
+           DATASET_QUERY, UNINDEXED_QUERY, ENDED_QUERY, REMOVE_QUERY, SUM_QUERY, CLEAR_QUERY, PUT_QUERY,
+           COVERAGE_QUERY)
 INDEXES = (
     {"type": "persistent", "fields": ["started_at"]},
     {"type": "persistent", "fields": ["status", "started_at"]},
@@ -77,3 +97,4 @@ INDEXES = (
     {"type": "persistent", "fields": ["facts.c.q"]},  # 1 for every document with facts: finds the rest
 )
 ARCHIVE_INDEXES = INDEXES[:3]  # what a listing of the archive walks
+COVERAGE_INDEXES = ({"type": "persistent", "fields": ["s", "f"]},)

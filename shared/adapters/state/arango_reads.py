@@ -1,6 +1,7 @@
 """The ArangoDB backend's reads by index (shared/adapters/state/arango.py): counters, the
 queues waiting for a slot, the active queues' facts, written collections, documents without
-facts. Each reads what its answer holds, through the indexes of arango_aql.INDEXES."""
+facts, coverage entries, the database's collections. Each reads what its answer holds, through
+the indexes of arango_aql.INDEXES (the coverage entries: COVERAGE_INDEXES)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from shared.adapters.state.arango_aql import (
     ACTIVE_QUERY,
     COUNTERS_QUERY,
+    COVERAGE_QUERY,
     DATASET_QUERY,
     UNINDEXED_QUERY,
     WAITING_FOR_QUERY,
@@ -26,10 +28,10 @@ def _text(doc: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in doc.items() if k not in META}, separators=(",", ":"))
 
 
-
 class IndexReads:
     collection: str
     counters_collection: str
+    coverage_collection: str
     _db: Any
     _facts: SeenFacts
 
@@ -57,7 +59,12 @@ class IndexReads:
 
     def active_facts(self, symbol: str) -> list[tuple[str, str]]:
         rows = self._query(ACTIVE_QUERY, symbol=symbol, active=list(ACTIVE), **{"@col": self.collection})
-        return [(key, json.dumps(facts, separators=(",", ":"))) for key, facts in rows if facts]
+        return [(key, json.dumps(facts, separators=(",", ":"))) for key, facts in rows]
+
+    def coverage(self, series: str, first: str, last: str) -> list[str]:
+        rows = self._query(COVERAGE_QUERY, series=series, first=first, last=last,
+                           **{"@coverage": self.coverage_collection})
+        return [json.dumps(entry, separators=(",", ":")) for entry in rows]
 
     def dataset_written(self, name: str) -> bool:
         return bool(self._query(DATASET_QUERY, name=name, **{"@col": self.collection}))
@@ -67,4 +74,8 @@ class IndexReads:
         for d in docs:  # read without facts: their write asks for a recount (see replace)
             self._facts.note(d["_key"], str(d["_rev"]), None)
         return [(d["_key"], _text(d), str(d["_rev"])) for d in docs]
+
+    def collection_names(self) -> set[str]:
+        """The database's collections, system ones left out: one request."""
+        return {c["name"] for c in self._guard(self._db.collections) if not c["system"]}
 

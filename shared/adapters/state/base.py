@@ -146,7 +146,12 @@ class StateStore(Protocol):
         None), best first: the facts' `r`, `facts.rank` and the key, read from the index alone."""
 
     def active_facts(self, symbol: str) -> Pairs:
-        """(key, facts) of the active queues of `symbol`."""
+        """(key, facts) of the active queues of `symbol`: of the facts, the overlap check's
+        (`t`, `l`) at least."""
+
+    def coverage(self, series: str, first: str, last: str) -> Texts:
+        """The coverage entries (JSON, `shared.core.coverage`) of `series` whose first day is
+        in [first, last], by first day: of hot and archived queues alike."""
 
     def dataset_written(self, name: str) -> bool:
         """Whether a finished job of a stored queue wrote collection `name`."""

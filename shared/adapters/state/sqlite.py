@@ -27,7 +27,7 @@ from shared.adapters.state.base import (
     Triples,
     valid_key,
 )
-from shared.adapters.state.sqlite_schema import ADD, DROP, FACT_COLUMNS, FACTS, SCHEMA
+from shared.adapters.state.sqlite_schema import ADD, COVERAGE, DROP, FACT_COLUMNS, FACTS, SCHEMA
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
 from shared.core.facts import queue_counter
@@ -68,6 +68,7 @@ class SqliteStore:
                             raise
             self._db.executescript(FACTS.format(table=table, add=ADD.format(table=table),
                                                 drop=DROP.format(table=table), active=_ACTIVE))
+            self._db.executescript(COVERAGE.format(table=table))
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
@@ -230,9 +231,16 @@ class SqliteStore:
     def active_facts(self, symbol: str) -> Pairs:
         # The statuses written out, so the partial index (which holds the facts) answers alone:
         # no row of the table, and so none of its document's pages, is read.
-        rows = self._run(f"SELECT key, facts FROM {self.table} INDEXED BY {self.table}_active"
-                         f" WHERE symbol = ? AND status IN ({_ACTIVE}) AND facts IS NOT NULL", (symbol,)).fetchall()
+        rows = self._run(
+            "SELECT key, json_object('t', json_extract(facts, '$.t'), 'l', json(json_extract(facts, '$.l')))"
+            f" FROM {self.table} INDEXED BY {self.table}_active_overlap"
+            f" WHERE symbol = ? AND status IN ({_ACTIVE}) AND facts IS NOT NULL", (symbol,)).fetchall()
         return [(k, f) for k, f in rows]
+
+    def coverage(self, series: str, first: str, last: str) -> Texts:
+        rows = self._run(f"SELECT entry FROM {self.table}_coverage WHERE series = ? AND first BETWEEN ? AND ?"
+                         " ORDER BY first, queue, kind", (series, first, last)).fetchall()
+        return [e for (e,) in rows]
 
     def dataset_written(self, name: str) -> bool:
         row = self._run(f"SELECT 1 FROM {self.table}_datasets WHERE name = ?", (name,)).fetchone()

@@ -22,8 +22,10 @@ DROP INDEX IF EXISTS {table}_symbol;
 CREATE INDEX IF NOT EXISTS {table}_status_started ON {table} (status, started_at, key);
 CREATE INDEX IF NOT EXISTS {table}_symbol_started ON {table} (symbol, started_at, key);
 CREATE INDEX IF NOT EXISTS {table}_waiting ON {table} (wait_rank, key) WHERE wait_rank IS NOT NULL;
-CREATE INDEX IF NOT EXISTS {table}_active ON {table} (symbol, status, key, facts)
-    WHERE status IN ({active});
+DROP INDEX IF EXISTS {table}_active;
+CREATE INDEX IF NOT EXISTS {table}_active_overlap ON {table}
+    (symbol, status, key, json_extract(facts, '$.t'), json_extract(facts, '$.l'))
+    WHERE status IN ({active}) AND facts IS NOT NULL;
 CREATE INDEX IF NOT EXISTS {table}_unindexed ON {table} (key) WHERE facts IS NULL;
 CREATE TABLE IF NOT EXISTS {table}_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS {table}_waits (
@@ -66,3 +68,21 @@ DROP = """INSERT INTO {table}_counters (name, n) SELECT key, -value FROM json_ea
 DELETE FROM {table}_waits WHERE target IN (SELECT value FROM json_each(OLD.facts, '$.w'))
     AND rank = json_extract(OLD.facts, '$.r') AND key = OLD.key;"""
 FACT_COLUMNS = ("facts", "wait_rank", "ended_at")
+# Coverage entries (shared/core/coverage.py) by series and first day, kept from the facts' `v`:
+# rows are replaced as a job's state changes and outlive the queue's archiving (its history).
+COVERAGE = """
+CREATE TABLE IF NOT EXISTS {table}_coverage (
+    series TEXT, first TEXT, queue TEXT, kind TEXT, entry TEXT NOT NULL,
+    PRIMARY KEY (series, first, queue, kind)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS {table}_coverage_in AFTER INSERT ON {table}
+WHEN json_type(NEW.facts, '$.v') = 'array' BEGIN
+INSERT OR REPLACE INTO {table}_coverage (series, first, queue, kind, entry)
+    SELECT value ->> '$.s', value ->> '$.f', NEW.key, value ->> '$.k', value FROM json_each(NEW.facts, '$.v');
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_coverage_up AFTER UPDATE OF facts ON {table}
+WHEN OLD.facts IS NOT NEW.facts AND json_type(NEW.facts, '$.v') = 'array' BEGIN
+INSERT OR REPLACE INTO {table}_coverage (series, first, queue, kind, entry)
+    SELECT value ->> '$.s', value ->> '$.f', NEW.key, value ->> '$.k', value FROM json_each(NEW.facts, '$.v')
+    WHERE value NOT IN (SELECT value FROM json_each(OLD.facts, '$.v'));
+END;
+"""
