@@ -36,7 +36,7 @@ DECLARED = {"create": ("@col", "@counters", "@coverage", "doc", "archive"),
             "sum": ("@col",), "clear": ("@counters",), "put": ("@counters", "rows"),
             "counters": ("@counters", "prefix"), "waiting": ("@col", "limit"),
             "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
-            "dataset": ("@col", "name"), "unindexed": ("@col", "limit"), "ended": ("@col", "before", "limit"),
+            "dataset": ("@col", "name"), "unindexed": ("@col", "limit", "format"), "ended": ("@col", "before", "limit"),
             "remove": ("@col", "@counters", "key", "rev"), "coverage": ("@coverage", "series", "first", "last")}
 COLLECTIONS = ("@col", "@counters", "@coverage")
 WRITES = {"create": COLLECTIONS, "replace": COLLECTIONS, "remove": ("@col", "@counters"),
@@ -222,7 +222,9 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
                      and aql_cmp(d["facts"]["e"], before) < 0, below=before, first=limit)
         return copy.deepcopy(_sorted(hits, "facts", "e")[:limit])
     limit = _limit(bind["limit"])  # unindexed
-    hits = _read(docs, ("facts.c.q",), False, (None,), lambda d: _get(d, "facts", "c", "q") is None)
+    below = bind["format"]  # facts.x < @format: null (no facts) sorts first
+    hits = _read(docs, ("facts.x",), False, None, lambda d: aql_cmp(_get(d, "facts", "x"), below) < 0, below=below,
+                 first=limit)
     return copy.deepcopy(hits[:limit])
 
 

@@ -44,12 +44,14 @@ def _doc(rng: random.Random, key: str) -> dict:
     doc["facts"] = {"c": {"q": 1}, "w": waits, "r": f"{rng.randint(0, 9):02d}|{rng.choice(STAMPS)}" if waits else None,
                     "d": rng.sample(["a_1", "b_2", "c_3"], rng.randint(0, 2)),
                     "e": rng.choice([None, *STAMPS]), "t": None, "l": []}
+    if rng.random() < 0.7:  # the current format; else an older one, or none given
+        doc["facts"]["x"] = rng.choice([2, 2, 1])
     return doc
 
 
 def _answers(db, col: str) -> list:
     binds = [(q.WAITING_QUERY, {"limit": 100}), (q.WAITING_QUERY, {"limit": 2}),
-             (q.UNINDEXED_QUERY, {"limit": 100}), (q.ENDED_QUERY, {"before": STAMPS[3], "limit": 100})]
+             (q.UNINDEXED_QUERY, {"limit": 100, "format": 2}), (q.ENDED_QUERY, {"before": STAMPS[3], "limit": 100})]
     binds += [(q.WAITING_FOR_QUERY, {"target": t, "limit": 100}) for t in TARGETS]
     binds += [(q.ACTIVE_QUERY, {"symbol": s, "active": ["pending", "loading"]}) for s in ("AAA", "BBB")]
     binds += [(q.DATASET_QUERY, {"name": n}) for n in ("a_1", "b_2", "z_9")]

@@ -20,6 +20,9 @@ from shared.core import coverage
 from shared.core.models import JobRequest, JobStatus, QueueState, QueueStatus, WaitReason
 from shared.core.statuses import TERMINAL_QUEUE
 
+FORMAT = 2
+"""The facts' format (`x`): a document whose facts are older is indexed again by the sweep
+(`shared.adapters.state.reindex`), e.g. to give a history from before coverage its entries."""
 ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)  # the queues that still run
 LIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING})
 SLOT_WAIT = "waiting for slot: "
@@ -143,6 +146,7 @@ def _render(state: QueueState, ended: object) -> str:
         if waits_for_slot(job):
             waits.add(job.target)
     facts = {
+        "x": FORMAT,
         "c": counters,
         "w": sorted(waits),
         # unique (the id breaks ties), so one index orders the waiting queues completely

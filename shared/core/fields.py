@@ -56,6 +56,13 @@ def parse_time_range(value: str) -> tuple[dt.date, dt.date]:
     return start, end
 
 
+def is_streaming(type_: str) -> bool:
+    """A request that never finishes on its own: the legacy `ws` and `realtime` types, and
+    `ws_*`, `realtime_*`, `*_stream`. The one rule: the loader type, the lineage and the
+    partitions all ask it."""
+    return type_ in ("ws", "realtime") or type_.startswith(("ws_", "realtime_")) or type_.endswith("_stream")
+
+
 def _symbol(value: str) -> str:
     if not SYMBOL_RE.fullmatch(value):
         raise ValueError("symbol must be 2-20 letters or digits, e.g. BTCUSDT")

@@ -27,6 +27,7 @@ from typing import Literal
 
 from shared.core import naming, partitions
 from shared.core.errors import InvalidInput
+from shared.core.fields import is_streaming as is_streaming
 from shared.core.models import JobRequest, Need, QueueStart
 
 INPUT_PARAMS = ("collection_inputs", "graph_collection", "source", "collection", "input_collection")
@@ -39,12 +40,6 @@ RUNNING: Until = "running"
 FINISHED: Until = "finished"
 
 
-
-
-def is_streaming(type_: str) -> bool:
-    """A request that never finishes on its own: the legacy `ws` and `realtime` types, and
-    `ws_*`, `realtime_*`, `*_stream`. The one rule: the loader type and the lineage both ask it."""
-    return type_ in ("ws", "realtime") or type_.startswith(("ws_", "realtime_")) or type_.endswith("_stream")
 
 
 def _names(value: object) -> list[str]:

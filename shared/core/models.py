@@ -38,6 +38,7 @@ from shared.core.fields import (
     any_case,
     check_param,
     integer,
+    is_streaming,
     params_schema,
 )
 
@@ -68,6 +69,12 @@ class JobRequest(BaseModel):
         if value not in constants.TARGETS:
             raise ValueError(f"unknown target {value!r}; known: {', '.join(constants.TARGETS)}")
         return value
+
+    @model_validator(mode="after")
+    def _check_partition(self) -> Self:
+        if self.partition in ("month", "day") and is_streaming(self.type):
+            raise ValueError(f"{self.type} streams until stopped: a streaming request cannot be partitioned")
+        return self
 
     @model_validator(mode="after")
     def _check_params(self) -> Self:

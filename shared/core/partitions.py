@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.core import naming
 from shared.core.errors import InvalidInput
-from shared.core.fields import PERIOD, parse_time_range
+from shared.core.fields import PERIOD, is_streaming, parse_time_range
 from shared.core.models import JobRequest, QueueStart
 
 MAX_UNITS = 1000
@@ -69,7 +69,9 @@ def month_of(day: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def partition_of(command: QueueStart, request: JobRequest) -> str | None:
-    chosen = request.partition or command.partition
+    """The request's own partition, else the queue's (which a streaming request does not take:
+    it runs until stopped)."""
+    chosen = request.partition or (None if is_streaming(request.type) else command.partition)
     return None if chosen in (None, "none") else chosen
 
 

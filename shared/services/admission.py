@@ -71,19 +71,28 @@ def outranked(store: StateStore, slots: Slots, state: QueueState, job: JobState)
 
 
 def gate(store: StateStore, slots: Slots, state: QueueState) -> tuple[set[str], dict[str, str]]:
-    """(jobs allowed to launch now, why the others wait)."""
+    """(jobs allowed to launch now, why the others wait). Per target, the priority check is
+    asked once and a pool found full is not read again for the next job of the call: a
+    partitioned queue has tens of ready jobs of one target."""
     allowed: set[str] = set()
     blocked: dict[str, str] = {}
+    behind: dict[str, bool] = {}
+    full: dict[str, str] = {}
     for job in scheduling.ready(state):
-        if not slots.limited(job.target):
+        target = job.target
+        if not slots.limited(target):
             allowed.add(job.id)
             continue
-        if outranked(store, slots, state, job):
-            blocked[job.id] = SLOT_WAIT + f"{job.target}: queues of higher priority are waiting first"
-        elif slots.acquire(job.target, holder(state, job)):
+        if target not in behind:
+            behind[target] = outranked(store, slots, state, job)
+        if behind[target]:
+            blocked[job.id] = SLOT_WAIT + f"{target}: queues of higher priority are waiting first"
+        elif target in full:
+            blocked[job.id] = full[target]
+        elif slots.acquire(target, holder(state, job)):
             allowed.add(job.id)
         else:
-            blocked[job.id] = SLOT_WAIT + (slots.full_pool(job.target) or f"{job.target} in use")
+            full[target] = blocked[job.id] = SLOT_WAIT + (slots.full_pool(target) or f"{target} in use")
     return allowed, blocked
 
 

@@ -29,7 +29,7 @@ def snapshot(state: QueueState) -> Snapshot:
 
 HISTORY = 64
 """Change events kept in the document for live-update clients that reconnect."""
-_HISTORY_FIELDS = ("job_id", "status", "records_written", "reason", "error_message")
+_HISTORY_FIELDS = ("job_id", "period", "status", "records_written", "reason", "error_message")
 
 
 def add(state: QueueState, *, channel: str, type_: str, id_: str, data: dict[str, Any],
@@ -57,7 +57,8 @@ def record_changes(state: QueueState, before: Snapshot, *, source: str, now: str
                 data={"queue_id": state.id, "job_id": job.id, "target": job.target,
                       "type": job.type, "status": job.status.value,
                       "previous": None if old is None else str(old), "records_written": job.records_written,
-                      "error_message": job.error_message})
+                      "error_message": job.error_message,
+                      **({"period": job.period, "time_range": job.time_range} if job.period else {})})
     if old_status != state.status:
         add(state, channel=EVENTS, type_=constants.CE_QUEUE_STATUS_CHANGED,
             id_=f"{state.id}/{state.status.value}", source=source, now=now,

@@ -184,8 +184,8 @@ def test_a_replayed_partitioned_start_is_the_same_queue(client: Any) -> None:
 def test_bad_gaps_are_a_400_and_change_nothing(client: Any) -> None:
     q = start(client, backfill("2024-01-01:2024-01-31"))["data"]["queue_id"]
     job = state(client, q)["jobs"][0]
-    for gaps in ([{"from": "yesterday", "to": "today"}], [{"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}],
-                 [{"from": "2024-01-02T00:00:00Z"}], "2024-01-02"):
+    backwards = {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}
+    for gaps in ([{"from": "yesterday", "to": "today"}], [backwards], [{"from": "2024-01-02T00:00:00Z"}], "2024-01-02"):
         body = {"type": "telemetry", "queue_id": q, "job_id": job["id"], "status": "running", "gaps": gaps}
         r = client("telemetry").post("/", json=body)
         assert r.status_code in (400, 422), r.text
@@ -201,13 +201,17 @@ def test_events_and_the_plan_carry_the_periods(client: Any) -> None:
     data = plan.json()["data"]
     assert [(j["period"], j["time_range"]) for j in data["jobs"]][::2] == [
         ("2024_02", "2024-02-01:2024-02-29"), ("2024_03", "2024-03-01:2024-03-31")]
-    env = {e["name"]: e.get("value") for e in data["jobs"][0]["manifest"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    container = data["jobs"][0]["manifest"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert (env["START_DATE"], env["END_DATE"], env["PERIOD"]) == ("2024-02-01", "2024-02-29", "2024_02")
     assert [s["period"] for s in data["skipped"]] == ["2024_01"] and data["covering"] == [first["queue_id"]]
     q = start(client, backfill("2024-02-01:2024-02-29"))["data"]["queue_id"]
     events = client("status").get(f"/queues/{q}/events").json()["data"]
     started = next(e for e in events if e["event"]["type"].endswith("queue.started"))
     assert {j["period"] for j in started["event"]["data"]["jobs"]} == {"2024_02"}
+    launched = [e["event"]["data"] for e in events if e["event"]["type"].endswith("job.status.changed")]
+    assert {(d["period"], d["time_range"], d["status"]) for d in launched} == {
+        ("2024_02", "2024-02-01:2024-02-29", "launched")}
 
 
 @pytest.mark.backend("arango", reason="only ArangoDB has a collection catalog to check coverage against")

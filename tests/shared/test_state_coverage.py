@@ -218,3 +218,33 @@ def test_arango_lists_the_collections(standin):
         assert store.collection_exists(store.coverage_collection)
     finally:
         store.close()
+
+
+def test_a_history_from_before_coverage_gets_its_entries_from_the_sweep(store) -> None:
+    """Facts of the format before coverage (no `x`, no `v`): upkeep indexes them again, so the
+    queues loaded before the upgrade are covered, and every counter stays what it was."""
+    from shared.adapters.state import upkeep
+
+    symbol = _symbol()
+    old = QueueStart.parse({"symbol": symbol, "time_range": "2024-05-01:2024-06-30",
+                            "requests": [{"target": "loader-producer", "type": TYPE},
+                                         {"target": "arango-connector", "type": TYPE}]})
+    state = lifecycle.new_queue(queue_id=str(uuid.uuid4()), command=old, now="2024-01-01T00:00:00.000Z",
+                                needs=lineage.plan(old))
+    for job in state.jobs:
+        job.status, job.records_written, job.finished_at = JobStatus.FINISHED, 7, "2024-07-01T00:00:00.000Z"
+    state.status = QueueStatus.FINISHED
+    before = json.loads(facts.of(state))
+    legacy = {k: v for k, v in before.items() if k not in ("x", "v")}
+    store.create(state.id, state.model_dump_json(), facts=json.dumps(legacy, separators=(",", ":")))
+    counted = {**store.counters("q"), **store.counters("s.")}
+    assert _coverage(store, symbol) == []
+    assert state.id in {k for k, _, _ in store.unindexed(1000)}
+    upkeep(store)
+    found = _coverage(store, symbol)
+    assert [(e["f"], e["k"], e["st"], e.get("r")) for e in found] == [
+        ("2024-05-01", "collection", "loaded", 7), ("2024-05-01", "topic", "loaded", 7),
+        ("2024-06-01", "collection", "loaded", 7), ("2024-06-01", "topic", "loaded", 7)]
+    assert all(e["j"] == "2024-05-01:2024-06-30" for e in found)  # one Job over both months
+    assert {**store.counters("q"), **store.counters("s.")} == counted
+    assert state.id not in {k for k, _, _ in store.unindexed(1000)}

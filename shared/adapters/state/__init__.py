@@ -118,12 +118,14 @@ def mutate(
 
 # Given to a document that cannot be read (a model it no longer fits): counted nowhere, found by
 # id and in listings as it is, and no longer offered to `reindex` again and again.
-UNREADABLE = '{"c":{"q":0},"w":[],"r":null,"d":[],"e":null,"t":null,"l":[],"unreadable":true}'
+UNREADABLE = ('{"x":%d,"c":{"q":0},"w":[],"r":null,"d":[],"e":null,"t":null,"l":[],"v":[],"unreadable":true}'
+              % facts.FORMAT)
 
 
 def reindex(store: StateStore, *, limit: int = 500) -> int:
     """Give facts to documents stored without them (by a version before them, or one that
-    dropped them), so they are counted and indexed from then on; how many. A document that no
+    dropped them) or with facts of an older format, so they are counted and indexed from then
+    on; how many. A document that no
     longer parses gets UNREADABLE (logged); a lost compare-and-set is left for the next call."""
     done = 0
     for key, doc, rev in store.unindexed(limit):

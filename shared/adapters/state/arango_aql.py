@@ -60,7 +60,8 @@ COVERAGE_QUERY = (
     " SORT e.f, e.q, e.k RETURN UNSET(e, \"_key\", \"_id\", \"_rev\")"
 )
 DATASET_QUERY = "FOR q IN @@col FILTER @name IN q.facts.d[*] LIMIT 1 RETURN 1"
-UNINDEXED_QUERY = "FOR q IN @@col FILTER q.facts.c.q == null LIMIT @limit RETURN q"
+# Without facts (null sorts first) or with facts of an older format: from the index on facts.x.
+UNINDEXED_QUERY = "FOR q IN @@col FILTER q.facts.x < @format LIMIT @limit RETURN q"
 ENDED_QUERY = (
     "FOR q IN @@col FILTER q.facts.e != null AND q.facts.e < @before SORT q.facts.e LIMIT @limit RETURN q"
 )
@@ -94,7 +95,7 @@ INDEXES = (
     {"type": "persistent", "fields": ["facts.r"], "sparse": True},
     {"type": "persistent", "fields": ["facts.e"], "sparse": True},
     {"type": "persistent", "fields": ["facts.d[*]"]},
-    {"type": "persistent", "fields": ["facts.c.q"]},  # 1 for every document with facts: finds the rest
+    {"type": "persistent", "fields": ["facts.x"]},  # the facts' format (null: none): finds the outdated
 )
 ARCHIVE_INDEXES = INDEXES[:3]  # what a listing of the archive walks
 COVERAGE_INDEXES = ({"type": "persistent", "fields": ["s", "f"]},)

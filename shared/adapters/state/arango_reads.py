@@ -18,6 +18,7 @@ from shared.adapters.state.arango_aql import (
     WAITING_QUERY,
 )
 from shared.adapters.state.base import ACTIVE, SeenFacts
+from shared.core import facts
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
 
@@ -70,7 +71,7 @@ class IndexReads:
         return bool(self._query(DATASET_QUERY, name=name, **{"@col": self.collection}))
 
     def unindexed(self, limit: int) -> list[tuple[str, str, str]]:
-        docs = self._query(UNINDEXED_QUERY, limit=limit, **{"@col": self.collection})
+        docs = self._query(UNINDEXED_QUERY, limit=limit, format=facts.FORMAT, **{"@col": self.collection})
         for d in docs:  # read without facts: their write asks for a recount (see replace)
             self._facts.note(d["_key"], str(d["_rev"]), None)
         return [(d["_key"], _text(d), str(d["_rev"])) for d in docs]

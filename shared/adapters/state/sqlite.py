@@ -27,13 +27,15 @@ from shared.adapters.state.base import (
     Triples,
     valid_key,
 )
-from shared.adapters.state.sqlite_schema import ADD, COVERAGE, DROP, FACT_COLUMNS, FACTS, SCHEMA
+from shared.adapters.state.sqlite_schema import ADD, COVERAGE, DROP, FACT_COLUMNS, FACTS, OUTDATED, SCHEMA
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
+from shared.core import facts
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
 
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE)  # as SQL: the partial index and its query say it alike
+_OUTDATED = OUTDATED.format(format=facts.FORMAT)  # the same, for the partial index of what reindex takes
 
 
 class SqliteStore:
@@ -67,7 +69,8 @@ class SqliteStore:
                         if "duplicate column" not in str(e):
                             raise
             self._db.executescript(FACTS.format(table=table, add=ADD.format(table=table),
-                                                drop=DROP.format(table=table), active=_ACTIVE))
+                                                drop=DROP.format(table=table), active=_ACTIVE,
+                                                format=facts.FORMAT, outdated=_OUTDATED))
             self._db.executescript(COVERAGE.format(table=table))
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
@@ -247,7 +250,7 @@ class SqliteStore:
         return row is not None
 
     def unindexed(self, limit: int) -> Triples:
-        rows = self._run(f"SELECT key, doc, rev FROM {self.table} WHERE facts IS NULL LIMIT ?", (limit,)).fetchall()
+        rows = self._run(f"SELECT key, doc, rev FROM {self.table} WHERE {_OUTDATED} LIMIT ?", (limit,)).fetchall()
         return [(k, d, str(r)) for k, d, r in rows]
 
     def ping(self) -> None:

@@ -26,7 +26,8 @@ DROP INDEX IF EXISTS {table}_active;
 CREATE INDEX IF NOT EXISTS {table}_active_overlap ON {table}
     (symbol, status, key, json_extract(facts, '$.t'), json_extract(facts, '$.l'))
     WHERE status IN ({active}) AND facts IS NOT NULL;
-CREATE INDEX IF NOT EXISTS {table}_unindexed ON {table} (key) WHERE facts IS NULL;
+DROP INDEX IF EXISTS {table}_unindexed;
+CREATE INDEX IF NOT EXISTS {table}_unindexed_{format} ON {table} (key) WHERE {outdated};
 CREATE TABLE IF NOT EXISTS {table}_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS {table}_waits (
     target TEXT, rank TEXT, key TEXT, PRIMARY KEY (target, rank, key)) WITHOUT ROWID;
@@ -68,6 +69,8 @@ DROP = """INSERT INTO {table}_counters (name, n) SELECT key, -value FROM json_ea
 DELETE FROM {table}_waits WHERE target IN (SELECT value FROM json_each(OLD.facts, '$.w'))
     AND rank = json_extract(OLD.facts, '$.r') AND key = OLD.key;"""
 FACT_COLUMNS = ("facts", "wait_rank", "ended_at")
+# Documents without facts, or with facts of an older format (`facts.FORMAT`): what reindex takes.
+OUTDATED = "coalesce(json_extract(facts, '$.x'), 0) < {format}"
 # Coverage entries (shared/core/coverage.py) by series and first day, kept from the facts' `v`:
 # rows are replaced as a job's state changes and outlive the queue's archiving (its history).
 COVERAGE = """
