@@ -90,6 +90,7 @@ bench: bytecode servers image
 	$(BIN)/python -m tests.bench.cli_bench
 	$(BIN)/python -m tests.bench.scale_bench
 	$(BIN)/python -m tests.bench.index_cost_bench
+	$(BIN)/python -m tests.bench.backfill_bench
 
 demo: install
 	@dir=$$(mktemp -d); \
