@@ -2,12 +2,12 @@
 stand-in: what CREATE_QUERY / REPLACE_QUERY of shared/adapters/state/arango_aql.py write to
 the coverage collection, and COVERAGE_QUERY's read of it.
 
-The writes run as arangod runs `LET covered = (FOR e IN doc.new_v FILTER POSITION(doc.old_v, e)
-== false UPSERT {_key: e.id} INSERT MERGE(e, {_key: e.id}) REPLACE MERGE(e, {_key: e.id}) IN
-@@coverage RETURN 1)`: `new_v` is `NEW.facts.v || []` (FOR over anything but an array fails the
-query with errorNum 1563), `old_v` is `OLD.facts.v || []` (`[]` for a create; POSITION over a
-value that is not an array is null, with a warning, so the entry is filtered out), an entry
-equal (AQL equality: deep, attribute order aside) to one of the old ones is skipped, and each
+The writes run as arangod runs `LET covered = (LET old = ZIP(doc.old_v[*].id, doc.old_v) FOR e
+IN doc.new_v FILTER old[e.id] != e UPSERT {_key: e.id} INSERT MERGE(e, {_key: e.id}) REPLACE
+MERGE(e, {_key: e.id}) IN @@coverage RETURN 1)`: `new_v` is `NEW.facts.v || []` (FOR over
+anything but an array fails the query with errorNum 1563), `old_v` is `OLD.facts.v || []` (`[]`
+for a create), looked up by id; an entry equal (AQL equality: deep, attribute order aside) to
+the old entry of its id is skipped, and each
 other one replaces (or creates) the document `e.id`: a non-object entry fails the query with
 1227 (MERGE gives null, INSERT of null), an id that is no valid key with 1221. The checks run
 before anything is written (`planned`), so a failing query writes nothing: arangod rolls the
@@ -57,9 +57,11 @@ def planned(kind: str, current: Any, new: dict) -> dict[str, dict]:
     if kind == "replace":
         old_v = _facts_v(current)
         old_v = old_v if _truthy(old_v) else []
+    old = {o["id"]: o for o in old_v if isinstance(o, dict) and isinstance(o.get("id"), str)} \
+        if isinstance(old_v, list) else {}
     found: dict[str, dict] = {}
     for e in new_v:
-        if not isinstance(old_v, list) or any(aql_eq(o, e) for o in old_v):  # POSITION: null, or found
+        if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"] in old and aql_eq(old[e["id"]], e):
             continue
         if not isinstance(e, dict):
             raise ApiError(400, 1227, "invalid document type")

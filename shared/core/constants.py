@@ -29,7 +29,8 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_QUEUE_ID: Final = "streamforge.dev/queue-id"
 LABEL_TARGET: Final = "streamforge.dev/target"
 LABEL_JOB_ID: Final = "streamforge.dev/job-id"  # the job's id, as its JOB_ID env
-LABEL_JOB_INDEX: Final = "streamforge.dev/job-index"  # its request's place in the queue
+# its place among the queue's jobs (unpartitioned: its request's)
+LABEL_JOB_INDEX: Final = "streamforge.dev/job-index"
 LABEL_PERIOD: Final = "streamforge.dev/period"  # the period a partitioned job loads
 PART_OF: Final = "streamforge"
 MANAGED_BY: Final = "streamforge-queue-manager"

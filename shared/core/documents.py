@@ -85,7 +85,8 @@ class JobState(BaseModel):
     launched_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
-    request: int | None = Field(default=None, description="Index of the request this job runs a period of")
+    request: int | None = Field(
+        default=None, description="Index of the request it runs, in a partitioned queue (else its own index)")
     period: str | None = Field(default=None, description="The partition it loads (YYYY_MM, YYYY_MM_DD)")
     time_range: str | None = Field(default=None, description="Its own range, the period within the queue's")
     gaps: list[list[str]] = Field(default=[], description="Intervals [from, to] its telemetry said have no data")

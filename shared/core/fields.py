@@ -27,8 +27,9 @@ COLLECTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,255}$")
 # Request parameters that name ArangoDB collections and so must be valid names.
 PERIOD = "{period}"
 """In a request parameter, the period its Job loads (`2024_06`; `shared/core/partitions.py`)."""
-# What `check_param` takes for a collection name: COLLECTION_RE, where `{period}` counts as a letter.
-NAME_WITH_PERIOD = r"^(?:[A-Za-z]|\{period\})(?:[A-Za-z0-9_-]|\{period\}){0,255}$"
+# What `check_param` takes for a collection name: COLLECTION_RE, where `{period}` (which starts
+# with a digit) counts as one character after the first.
+NAME_WITH_PERIOD = r"^[A-Za-z](?:[A-Za-z0-9_-]|\{period\}){0,255}$"
 COLLECTION_PARAMS = frozenset(
     {"collection_inputs", "collection_output", "graph_collection", "source", "collection"}
 )
@@ -155,7 +156,7 @@ def check_param(key: str, value: Any) -> None:
             raise ValueError(f"{key}: values must be strings, numbers, booleans or lists of them")
         if len(item) > MAX_STRING:
             raise ValueError(f"{key}: strings are limited to {MAX_STRING} characters")
-        if key in COLLECTION_PARAMS and not COLLECTION_RE.fullmatch(item.replace(PERIOD, "p")):
+        if key in COLLECTION_PARAMS and not COLLECTION_RE.fullmatch(item.replace(PERIOD, "0")):
             raise ValueError(
                 f"{key}: {item!r} is not a valid ArangoDB collection name "
                 "(a letter, then letters, digits, '_' or '-', at most 256; {period} for the period)"

@@ -54,6 +54,7 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
     start, end = command.time_range.split(":")
     if units is None:
         units = partitions.units(command)
+    partitioned = any(u.period is not None for u in units)  # then a job's index is no request's
     jobs = []
     for index, unit in enumerate(units):
         request = unit.spec
@@ -73,7 +74,7 @@ def new_queue(*, queue_id: str, command: QueueStart, now: str,
                 loader_type=loader_type(request.target, request.type),
                 kafka_topic=(naming.dataset(command.symbol, request.type, unit.dataset_period)
                              if produces_topic else None),
-                request=unit.request if unit.period is not None else None,
+                request=unit.request if partitioned else None,
                 period=unit.period,
                 time_range=unit.time_range if unit.period is not None else None,
             )

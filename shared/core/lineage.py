@@ -90,11 +90,11 @@ def plan(command: QueueStart, *, exists: Callable[[str], bool] | None = None,
     until: Until
     if mode == "parallel":
         return needs
-    if mode == "sequential":  # each request after the one before it: every unit of it
+    if mode == "sequential":  # each request after the one before it: its units of the same range
         for i, u in enumerate(units):
             until = RUNNING if is_streaming(u.spec.type) else FINISHED
-            needs[i].extend(Need(job=j, until=until, reason="sequential mode")
-                            for j, v in enumerate(units) if v.request == u.request - 1)
+            needs[i].extend(Need(job=j, until=until, reason="sequential mode") for j, v in enumerate(units)
+                            if v.request == u.request - 1 and _overlaps(v.time_range, u.time_range))
         return needs
     writers: dict[str, int] = {}
     for i, u in enumerate(units):

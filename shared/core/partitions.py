@@ -120,8 +120,33 @@ def units(command: QueueStart) -> list[Unit]:
         for name, first, last in found:
             by_period.setdefault((first, name), []).append(
                 _unit(index, request, name, f"{first.isoformat()}:{last.isoformat()}", name))
+    if count > MAX_UNITS:
+        raise InvalidInput(f"the queue would run {count} Jobs, more than {MAX_UNITS}: split the range into "
+                           "several queues or partition by month",
+                           details=[{"loc": ["requests"], "msg": f"{count} Jobs"}])
+    _same_partition(command)
     ordered = sorted(by_period, reverse=command.newest_first)
     return whole + [u for key in ordered for u in by_period[key]]
+
+
+def _same_partition(command: QueueStart) -> None:
+    """A loader and the connector of its type must cut the range alike: the connector reads the
+    topic of the loader's period.
+
+    :raises InvalidInput:
+    """
+    seen: dict[str, tuple[int, str | None]] = {}
+    for index, request in enumerate(command.requests):
+        if request.target not in ("loader-producer", "arango-connector"):
+            continue
+        mine = partition_of(command, request)
+        first = seen.setdefault(request.type, (index, mine))
+        if first[1] != mine:
+            raise InvalidInput(
+                f"requests {first[0]} and {index} ({request.type}) are partitioned differently "
+                f"({first[1] or 'none'} and {mine or 'none'}): a loader and its connector must share one partition",
+                details=[{"loc": ["requests", index, "partition"],
+                          "msg": f"{first[1] or 'none'} as request {first[0]}"}])
 
 
 def partitioned(command: QueueStart) -> bool:

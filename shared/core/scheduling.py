@@ -149,13 +149,16 @@ def retry(state: QueueState, now: str) -> bool:
 
 def repair(state: QueueState, now: str) -> list[str]:
     """Re-run the jobs whose telemetry reported gaps (the periods with missing data), with
-    `rerun_set`; the ids of the jobs it re-runs (none: nothing to repair, or the queue is not
+    `rerun_set`; of a failed queue, what `retry` re-runs too (else the failure would skip them
+    again at once). The ids of the jobs it re-runs (none: nothing to repair, or the queue is not
     over yet)."""
     if state.status not in (QueueStatus.FINISHED, QueueStatus.ERROR):
         return []
     gapped = {j.index for j in state.jobs if j.gaps and j.status == JobStatus.FINISHED}
     if not gapped:
         return []
+    if state.status == QueueStatus.ERROR:
+        gapped |= {j.index for j in state.jobs if j.status in (JobStatus.ERROR, JobStatus.SKIPPED, JobStatus.STOPPED)}
     indexes = rerun_set(state, gapped)
     _reopen(state, indexes, now)
     return [state.jobs[i].id for i in sorted(indexes)]

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core import coverage, lineage, partitions
+from shared.core import coverage, lineage, naming, partitions
 from shared.core.errors import Conflict
 from shared.core.fields import parse_time_range
 from shared.core.models import QueueStart
@@ -46,7 +46,7 @@ def report(ctx: Context, symbol: str, type_: str, start: dt.date, end: dt.date, 
             if period.get("kind") == "collection":
                 period["exists"] = all(n in exists for n in names)
             elif period["status"] == "missing":
-                name = _dataset(symbol, type_, period["period"])
+                name = naming.dataset(symbol, type_, period["period"])
                 if name in exists:  # loaded before coverage was kept, or by something else
                     period.update(status="present", datasets=[name], exists=True)
     summary: dict[str, int] = {}
@@ -54,12 +54,6 @@ def report(ctx: Context, symbol: str, type_: str, start: dt.date, end: dt.date, 
         summary[period["status"]] = summary.get(period["status"], 0) + 1
     return {"symbol": symbol, "type": type_, "from": start.isoformat(), "to": end.isoformat(),
             "partition": partition, "summary": summary, "periods": periods}
-
-
-def _dataset(symbol: str, type_: str, period: str) -> str:
-    from shared.core import naming
-
-    return naming.dataset(symbol, type_, period)
 
 
 @dataclass
@@ -78,7 +72,12 @@ class Decision:
 def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[partitions.Unit] | None = None) -> Decision:
     """Which units of a start to create: all of them, less the loading units of covered periods.
 
-    :raises Conflict: a downstream request reads a period another queue is still loading.
+    A period is covered by loads of the very dataset this queue would write (`btc_candles_1d_2024_06`
+    for June by month; a day of it is another dataset), of its collection when this queue has a
+    connector for it.
+
+    :raises Conflict: a unit that stays waits (for data, `depends_on` or the mode) for a skipped
+        period another queue is still loading.
     """
     units = partitions.units(command) if units is None else units
     if command.force or not partitions.partitioned(command):
@@ -95,24 +94,26 @@ def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[part
             continue
         if u.spec.type not in found:
             found[u.spec.type] = [e for e in entries(ctx, command.symbol, u.spec.type, start, end)
-                                  if e["q"] != queue_id]
-        candidates = found[u.spec.type]
-        if key in wants_collection:
-            candidates = [e for e in candidates if e["k"] == "collection"]
+                                  if e["q"] != queue_id and not _gone(e, exists)]
+        name = naming.dataset(command.symbol, u.spec.type, key[1])
+        candidates = [e for e in found[u.spec.type] if e["n"] == name
+                      and (key not in wants_collection or e["k"] == "collection")]
         lo, hi = u.time_range.split(":")
-        status = coverage.cover([e for e in candidates if not _gone(e, exists)], u.period or "", lo, hi)
+        status = coverage.cover(candidates, key[1], lo, hi)
         if status["status"] in coverage.COVERING and not (command.repair and status.get("gaps")):
             covered[key] = status
     if not covered:
         return Decision(units)
-    loading_ids = set(map(id, loading))
-    decision = Decision([u for u in units if not (id(u) in loading_ids and (u.spec.type, u.period) in covered)])
+    removed = {id(u) for u in loading if (u.spec.type, u.period) in covered}
+    decision = Decision([u for u in units if id(u) not in removed])
     for (type_, name), status in sorted(covered.items(), key=lambda item: (item[1]["from"], item[0][0])):
         decision.skipped.append({"type": type_, "period": name, "from": status["from"], "to": status["to"],
                                  "status": status["status"], "queue_id": status.get("queue_id"),
                                  **({"queues": status["queues"]} if status.get("queues") else {}),
                                  **({"records": status["records"]} if "records" in status else {})})
-    _check_downstream(command, units, decision, covered)
+        if status["status"] == "loaded":
+            decision.loaded.update(status.get("datasets", []))
+    _check_waits(ctx, command, units, removed, covered)
     return decision
 
 
@@ -120,25 +121,26 @@ def _gone(entry: dict[str, Any], exists: set[str] | None) -> bool:
     return exists is not None and entry["k"] == "collection" and entry["st"] == "loaded" and entry["n"] not in exists
 
 
-def _check_downstream(command: QueueStart, units: list[partitions.Unit], decision: Decision,
-                      covered: dict[tuple[str, str], dict[str, Any]]) -> None:
-    kept = set(map(id, decision.units))
-    reads: set[str] = set()
-    for u in decision.units:
-        reads |= lineage.inputs(u.spec, command.symbol, u.time_range, u.period)
-    for u in units:
-        if id(u) in kept or u.spec.target != "arango-connector":
+def _check_waits(ctx: Context, command: QueueStart, units: list[partitions.Unit], removed: set[int],
+                 covered: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """A unit that stays may not wait for a skipped period that is still loading elsewhere: its
+    wait would be for a job this queue does not have. The needs of the whole queue say who waits."""
+    needs = lineage.plan(command, exists=ctx.dataset_exists, units=units)
+    for i, u in enumerate(units):
+        if id(u) in removed:
             continue
-        status = covered[(u.spec.type, u.period or "")]
-        for name in lineage.outputs(u.spec, command.symbol, u.time_range, u.period):
-            if not name.startswith("collection:"):
+        for need in needs[i]:
+            other = units[need.job]
+            if id(other) not in removed:
                 continue
-            dataset = name.removeprefix("collection:")
+            status = covered[(other.spec.type, other.period or "")]
             if status["status"] == "loaded":
-                decision.loaded.add(dataset)
-            elif name in reads:
-                holder = status.get("queue_id") or ", ".join(status.get("queues", []))
-                raise Conflict(
-                    f"{dataset} ({u.spec.type} {u.period}) is still being loaded by queue {holder}, and a "
-                    "request of this queue reads it: start it once that queue has finished, or send force: true",
-                    details=[{"queue_id": holder, "period": u.period, "type": u.spec.type}])
+                continue
+            holder = status.get("queue_id") or ", ".join(status.get("queues", []))
+            dataset = naming.dataset(command.symbol, other.spec.type, other.period or "")
+            raise Conflict(
+                f"{dataset} ({other.spec.type} {other.period}) is still being loaded by queue {holder}, and "
+                f"request {u.request} ({u.spec.target} {u.spec.type}) of this queue waits for it ({need.reason}): "
+                "start it once that queue has finished, or send force: true",
+                details=[{"queue_id": holder, "period": other.period, "type": other.spec.type,
+                          "request": u.request}])

@@ -10,6 +10,8 @@ import pytest
 
 from shared import runtime
 
+LOADER = "loader-producer"
+
 
 def backfill(time_range: str, **extra: Any) -> dict[str, Any]:
     return {"symbol": "BTCUSDT", "time_range": time_range, "partition": "month", "on_failure": "continue",
@@ -232,3 +234,46 @@ def test_on_arangodb_coverage_is_checked_against_the_collections_there(client: A
     again = start(client, backfill("2024-01-01:2024-02-29"))["data"]
     assert periods_of(again) == ["2024_02"], "the dropped month loads again"
     assert [s["period"] for s in again["skipped"]] == ["2024_01"]
+
+
+def test_a_day_is_another_dataset_than_its_month(client: Any) -> None:
+    """June loaded by month is `btc_candles_1d_2024_06`: a day of June, another collection
+    (`…_2024_06_03`), is not covered by it, so its loader, connector and graph all run."""
+    month = start(client, backfill("2024-06-01:2024-06-30"))["data"]["queue_id"]
+    finish(client, month)
+    graph = {"target": "graph-builder", "type": "gnn_graph", "collection_inputs": ["btc_candles_1d_{period}"],
+             "collection_output": "btc_graph_{period}"}
+    days = start(client, backfill("2024-06-03:2024-06-04", partition="day",
+                                  requests=backfill("x:y")["requests"] + [graph]))["data"]
+    assert "skipped" not in days
+    assert sorted((j["period"], j["target"]) for j in days["jobs"] if j["status"] == "launched") == [
+        ("2024_06_03", "arango-connector"), ("2024_06_03", "loader-producer"),
+        ("2024_06_04", "arango-connector"), ("2024_06_04", "loader-producer")]
+
+
+def test_a_wait_by_depends_on_for_a_period_loading_elsewhere_is_a_409(client: Any) -> None:
+    loading = start(client, backfill("2024-01-01:2024-01-31"))["data"]["queue_id"]
+    train = {"target": "gnn-trainer", "type": "gnn_train", "depends_on": [1], "model_output": "btc_model_{period}"}
+    refused = start(client, backfill("2024-01-01:2024-01-31", requests=backfill("x:y")["requests"] + [train]), 409)
+    assert loading in refused["message"] and "depends_on" in refused["message"]
+    finish(client, loading)
+    after = start(client, backfill("2024-01-01:2024-01-31", requests=backfill("x:y")["requests"] + [train]))["data"]
+    assert [(j["target"], j["status"]) for j in after["jobs"]] == [("gnn-trainer", "launched")]
+
+
+def test_repair_of_a_failed_queue_runs_the_failure_again_with_the_gaps(client: Any) -> None:
+    payload = backfill("2024-01-01:2024-02-29")
+    del payload["on_failure"]  # the default: a failure stops the queue
+    q = start(client, payload)["data"]["queue_id"]
+    finish(client, q, {"2024_01"}, gaps=[{"from": "2024-01-05T00:00:00Z", "to": "2024-01-05T01:00:00Z"}])
+    february = next(j for j in state(client, q)["jobs"] if j["period"] == "2024_02" and j["target"] == LOADER)
+    report(client, q, february, "error", error_message="exchange 502")
+    assert state(client, q)["status"] == "error"
+    r = client("start").post(f"/queues/{q}/repair")
+    assert r.status_code == 200, r.text
+    after = state(client, q)
+    assert after["status"] == "loading"
+    assert sorted((j["period"], j["status"]) for j in after["jobs"] if j["attempt"] == 1) == [
+        ("2024_01", "launched"), ("2024_01", "launched"), ("2024_02", "launched"), ("2024_02", "launched")]
+    finish(client, q)
+    assert state(client, q)["status"] == "finished"

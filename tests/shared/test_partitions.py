@@ -146,3 +146,36 @@ def test_progress_leaves_the_facts_alone_and_a_finish_changes_them() -> None:
     job.status = JobStatus.FINISHED
     after = facts.of(state)
     assert after != before and '"r":50' in after
+
+
+def test_a_loader_and_its_connector_must_share_one_partition() -> None:
+    payload = backfill("2024-06-01:2024-06-30")
+    payload["requests"] = payload["requests"][:2]
+    payload["requests"][1]["partition"] = "day"
+    with pytest.raises(InvalidInput, match="partitioned differently"):
+        partitions.units(QueueStart.parse(payload))
+
+
+def test_sequential_mode_pairs_the_periods_of_consecutive_requests() -> None:
+    payload = backfill("2024-01-01:2024-12-31", mode="sequential")
+    command = QueueStart.parse(payload)
+    units = partitions.units(command)
+    needs = lineage.plan(command, units=units)
+    assert sum(len(n) for n in needs) == 3 * 12  # each unit after the same month of the request before
+    for i, unit in enumerate(units):
+        assert all(units[n.job].period == unit.period and units[n.job].request == unit.request - 1 for n in needs[i])
+
+
+def test_a_leading_period_placeholder_is_refused_like_the_name_it_makes() -> None:
+    bad = backfill()
+    bad["requests"][2]["collection_output"] = "{period}_graph"
+    with pytest.raises(ValueError, match="not a valid ArangoDB collection name"):
+        QueueStart.parse(bad)
+
+
+def test_unpartitioned_requests_count_towards_the_job_limit() -> None:
+    payload = backfill("2024-01-01:2025-04-21", partition="day")  # 477 days x 2 = 954 Jobs
+    payload["requests"] = payload["requests"][:2] + [
+        {"target": "gnn-trainer", "type": f"t{i}", "partition": "none", "model_output": f"m{i}"} for i in range(48)]
+    with pytest.raises(InvalidInput, match="more than 1000"):
+        partitions.units(QueueStart.parse(payload))

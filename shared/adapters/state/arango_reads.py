@@ -72,8 +72,8 @@ class IndexReads:
 
     def unindexed(self, limit: int) -> list[tuple[str, str, str]]:
         docs = self._query(UNINDEXED_QUERY, limit=limit, format=facts.FORMAT, **{"@col": self.collection})
-        for d in docs:  # read without facts: their write asks for a recount (see replace)
-            self._facts.note(d["_key"], str(d["_rev"]), None)
+        for d in docs:  # read without facts: their write asks for a recount (see replace); with facts
+            self._facts.note(d["_key"], str(d["_rev"]), d.get("facts"))  # of an older format: a diff
         return [(d["_key"], _text(d), str(d["_rev"])) for d in docs]
 
     def collection_names(self) -> set[str]:

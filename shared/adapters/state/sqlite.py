@@ -28,9 +28,9 @@ from shared.adapters.state.base import (
     valid_key,
 )
 from shared.adapters.state.sqlite_schema import ADD, COVERAGE, DROP, FACT_COLUMNS, FACTS, OUTDATED, SCHEMA
+from shared.core import facts
 from shared.core.constants import QUEUE_COLLECTION
 from shared.core.errors import BackendUnavailable
-from shared.core import facts
 from shared.core.facts import queue_counter
 from shared.core.models import QueueStatus
 
