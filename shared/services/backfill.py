@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +70,15 @@ class Decision:
         return sorted({q for s in self.skipped for q in ([s["queue_id"]] if s.get("queue_id") else s["queues"])})
 
 
-def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[partitions.Unit] | None = None) -> Decision:
+def decide(ctx: Context, command: QueueStart, queue_id: str, *, exists: Callable[[str], bool],
+           units: list[partitions.Unit] | None = None) -> Decision:
     """Which units of a start to create: all of them, less the loading units of covered periods.
 
     A period is covered by loads of the very dataset this queue would write (`btc_candles_1d_2024_06`
     for June by month; a day of it is another dataset), of its collection when this queue has a
     connector for it.
+
+    `exists`: whether a collection is there already (`QueueService.dataset_exists`).
 
     :raises Conflict: a unit that stays waits (for data, `depends_on` or the mode) for a skipped
         period another queue is still loading.
@@ -86,7 +90,7 @@ def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[part
     loading = [u for u in units if u.period is not None and u.spec.target in coverage.KINDS]
     wants_collection = {(u.spec.type, u.period) for u in loading if u.spec.target == "arango-connector"}
     found: dict[str, list[dict[str, Any]]] = {}
-    exists = collections(ctx) if loading else None
+    catalog = collections(ctx) if loading else None
     covered: dict[tuple[str, str], dict[str, Any]] = {}
     for u in loading:
         key = (u.spec.type, u.period or "")
@@ -94,7 +98,7 @@ def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[part
             continue
         if u.spec.type not in found:
             found[u.spec.type] = [e for e in entries(ctx, command.symbol, u.spec.type, start, end)
-                                  if e["q"] != queue_id and not _gone(e, exists)]
+                                  if e["q"] != queue_id and not _gone(e, catalog)]
         name = naming.dataset(command.symbol, u.spec.type, key[1])
         candidates = [e for e in found[u.spec.type] if e["n"] == name
                       and (key not in wants_collection or e["k"] == "collection")]
@@ -113,7 +117,7 @@ def decide(ctx: Context, command: QueueStart, queue_id: str, *, units: list[part
                                  **({"records": status["records"]} if "records" in status else {})})
         if status["status"] == "loaded":
             decision.loaded.update(status.get("datasets", []))
-    _check_waits(ctx, command, units, removed, covered)
+    _check_waits(command, units, removed, covered, exists)
     return decision
 
 
@@ -121,11 +125,11 @@ def _gone(entry: dict[str, Any], exists: set[str] | None) -> bool:
     return exists is not None and entry["k"] == "collection" and entry["st"] == "loaded" and entry["n"] not in exists
 
 
-def _check_waits(ctx: Context, command: QueueStart, units: list[partitions.Unit], removed: set[int],
-                 covered: dict[tuple[str, str], dict[str, Any]]) -> None:
+def _check_waits(command: QueueStart, units: list[partitions.Unit], removed: set[int],
+                 covered: dict[tuple[str, str], dict[str, Any]], exists: Callable[[str], bool]) -> None:
     """A unit that stays may not wait for a skipped period that is still loading elsewhere: its
     wait would be for a job this queue does not have. The needs of the whole queue say who waits."""
-    needs = lineage.plan(command, exists=ctx.dataset_exists, units=units)
+    needs = lineage.plan(command, exists=exists, units=units)
     for i, u in enumerate(units):
         if id(u) in removed:
             continue

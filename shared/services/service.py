@@ -84,7 +84,10 @@ class QueueService(Context):
         stamp = now()
         replay = idempotency_key is not None and self.store.get(queue_id) is not None
         # A replay finds its queue below; a first start skips what other queues cover.
-        decision = backfill.Decision(partitions.units(command)) if replay else backfill.decide(self, command, queue_id)
+        if replay:
+            decision = backfill.Decision(partitions.units(command))
+        else:
+            decision = backfill.decide(self, command, queue_id, exists=self.dataset_exists)
         if not decision.units:
             for skipped in decision.skipped:
                 metrics.PERIODS_SKIPPED.labels(skipped["type"]).inc()
@@ -159,7 +162,7 @@ class QueueService(Context):
         periods it would skip because other queues cover them."""
         stamp = now()
         queue_id = "00000000-0000-0000-0000-000000000000"
-        decision = backfill.decide(self, command, queue_id)
+        decision = backfill.decide(self, command, queue_id, exists=self.dataset_exists)
         needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
                              units=decision.units)
         state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs,
