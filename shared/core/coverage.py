@@ -2,7 +2,7 @@
 
 Every job that loads a dataset (a `loader-producer` into its Kafka topic, an
 `arango-connector` into its collection) leaves *entries* in its queue's facts, one per calendar
-month its range touches (a day partition: its day), each with the queue, the dataset, and the
+year its range touches (a partitioned job: its month or day), each with the queue, the dataset, and the
 job's state: `in_flight`, `loaded` (records, when), `failed` or `stopped`, and the gaps its
 telemetry reported. The store keeps them in an index by (series, first day) that outlives the
 queue's archiving, so `GET /coverage` reads only the entries of the asked range.
@@ -35,9 +35,17 @@ def series(symbol: str, type_: str) -> str:
 
 
 def _pieces(time_range: str) -> list[tuple[dt.date, dt.date]]:
-    """The range cut at month ends: every entry lies within one calendar month."""
+    """The range cut at year ends: every entry lies within one calendar year (a partitioned job's
+    period within its month or day), so a read of a range starts at its year's first day."""
     start, end = parse_time_range(time_range)
-    return [(first, last) for _, first, last in partitions.periods(start, end, "month")]
+    pieces = []
+    while start <= end:
+        last = min(end, dt.date(start.year, 12, 31))
+        pieces.append((start, last))
+        if last.year == dt.MAXYEAR:
+            break
+        start = dt.date(last.year + 1, 1, 1)
+    return pieces
 
 
 _CACHE_MAX = 65536
@@ -169,7 +177,8 @@ def _describe(period: dict[str, Any], chosen: list[dict[str, Any]]) -> None:
     ats = [e["at"] for e in chosen if "at" in e]
     if ats:
         period["at"] = max(ats)
-    gaps = sorted({tuple(g) for e in chosen for g in e.get("g", ())})
+    lo, hi = period["from"], period["to"]  # the gaps within this period (a day of a month, say)
+    gaps = sorted({tuple(g) for e in chosen for g in e.get("g", ()) if g[0][:10] <= hi and g[1][:10] >= lo})
     if gaps:
         period["gaps"] = [{"from": a, "to": b} for a, b in gaps]
     whole = sorted({e["j"] for e in chosen if "j" in e})
@@ -177,6 +186,6 @@ def _describe(period: dict[str, Any], chosen: list[dict[str, Any]]) -> None:
         period["job_ranges"] = whole
 
 
-def month_floor(day: dt.date) -> str:
-    """The first day an entry touching `day` can start on (entries stay within a month)."""
-    return partitions.month_of(day)[0].isoformat()
+def floor(day: dt.date) -> str:
+    """The first day an entry touching `day` can start on (entries stay within a year)."""
+    return day.replace(month=1, day=1).isoformat()

@@ -43,6 +43,10 @@ _MONTH_DAY = (r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(
               r"|02-(?:0[1-9]|1[0-9]|2[0-8]))")
 _LEAP_DAY = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29"
 DATE_PATTERN = rf"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})"
+# An ISO-8601 time as Jobs report it: a real date, optionally a time (minutes; seconds and a
+# fraction optional) and a zone (Z or +hh:mm).
+STAMP_PATTERN = (rf"^{DATE_PATTERN}(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{{1,9}})?)?"
+                 r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?$")
 # Two real dates; that the first is not after the second, no pattern can say.
 TIME_RANGE_RE = re.compile(rf"^{DATE_PATTERN}:{DATE_PATTERN}$")
 

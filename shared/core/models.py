@@ -29,6 +29,7 @@ from shared.core.fields import (
     MAX_STRING,
     NAME_RE,
     QUEUE_OPTIONS,
+    STAMP_PATTERN,
     Count,
     Integer,
     Symbol,
@@ -45,7 +46,7 @@ from shared.core.fields import (
 MAX_REQUESTS = 50
 MAX_GAPS = 100
 Partition = Literal["month", "day", "none"]
-Stamp = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Stamp = Annotated[str, StringConstraints(max_length=64, pattern=STAMP_PATTERN)]
 
 
 class JobRequest(BaseModel):

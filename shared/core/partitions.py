@@ -64,10 +64,6 @@ def periods(start: dt.date, end: dt.date, partition: str) -> list[tuple[str, dt.
     return found
 
 
-def month_of(day: dt.date) -> tuple[dt.date, dt.date]:
-    return day.replace(day=1), _next_month(day) - dt.timedelta(days=1)
-
-
 def partition_of(command: QueueStart, request: JobRequest) -> str | None:
     """The request's own partition, else the queue's (which a streaming request does not take:
     it runs until stopped)."""

@@ -25,7 +25,7 @@ from shared.services.context import Context
 
 def entries(ctx: Context, symbol: str, type_: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     """The coverage entries of (symbol, type) touching [start, end]: one indexed range read."""
-    texts = ctx.store.coverage(coverage.series(symbol, type_), coverage.month_floor(start), end.isoformat())
+    texts = ctx.store.coverage(coverage.series(symbol, type_), coverage.floor(start), end.isoformat())
     found = [json.loads(t) for t in texts]
     return [e for e in found if e["t"] >= start.isoformat()]
 

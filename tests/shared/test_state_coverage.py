@@ -242,9 +242,7 @@ def test_a_history_from_before_coverage_gets_its_entries_from_the_sweep(store) -
     assert state.id in {k for k, _, _ in store.unindexed(1000)}
     upkeep(store)
     found = _coverage(store, symbol)
-    assert [(e["f"], e["k"], e["st"], e.get("r")) for e in found] == [
-        ("2024-05-01", "collection", "loaded", 7), ("2024-05-01", "topic", "loaded", 7),
-        ("2024-06-01", "collection", "loaded", 7), ("2024-06-01", "topic", "loaded", 7)]
-    assert all(e["j"] == "2024-05-01:2024-06-30" for e in found)  # one Job over both months
+    assert [(e["f"], e["t"], e["k"], e["st"], e.get("r")) for e in found] == [
+        ("2024-05-01", "2024-06-30", "collection", "loaded", 7), ("2024-05-01", "2024-06-30", "topic", "loaded", 7)]
     assert {**store.counters("q"), **store.counters("s.")} == counted
     assert state.id not in {k for k, _, _ in store.unindexed(1000)}
