@@ -1,4 +1,4 @@
-"""`status`: queries (GET /queues, /queues/{id}), the OpenAPI document and its Swagger UI (/docs),
+"""`status`: queries (GET /queues, /queues/{id}, /coverage), the OpenAPI document and its Swagger UI (/docs),
 the live dashboard (/ui), local events."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from shared import runtime
 from shared.adapters.bus import LocalBus
 from shared.api import live, openapi, query, ui, web
-from shared.core import progress
+from shared.core import fields, progress
 from shared.core.errors import ClientError
 from shared.core.models import QueueStatus
 
@@ -76,6 +76,25 @@ async def queue_events(request: Request, params: web.Params) -> Response:
     return web.envelope(200, "Queue events", [r | {"event": r["event"]} for r in rows])
 
 
+async def get_coverage(request: Request, params: web.Params) -> Response:
+    symbol = query.required(request, "symbol")
+    if not fields.SYMBOL_RE.fullmatch(symbol):
+        raise ClientError("symbol must be 2-20 letters or digits, e.g. BTCUSDT",
+                          details=[{"loc": ["query", "symbol"], "msg": f"got {symbol!r}"}])
+    type_ = query.required(request, "type")
+    if not fields.NAME_RE.fullmatch(type_):
+        raise ClientError(f"type must match {fields.NAME_RE.pattern}, e.g. api_candles_5m",
+                          details=[{"loc": ["query", "type"], "msg": f"got {type_!r}"}])
+    partition = request.query_params.get("partition", "month")
+    if partition not in query.PARTITIONS:
+        raise ClientError(f"partition must be one of {', '.join(query.PARTITIONS)}",
+                          details=[{"loc": ["query", "partition"], "msg": f"got {partition!r}"}])
+    start, end = query.date_range(request, partition)
+    data = await web.blocking(runtime.get().service.coverage, symbol.strip(" ").upper(), type_, start, end,
+                              partition)
+    return web.envelope(200, "Coverage", data)
+
+
 async def openapi_json(request: Request, params: web.Params) -> Response:
     return JSONResponse(openapi.document(auth=runtime.get().settings.auth.enabled))
 
@@ -87,6 +106,7 @@ ROUTES = [
     web.route("GET", "/queues/{queue_id}/watch", watch_queue),
     web.route("GET", "/queues/{queue_id}/drift", drift_report),
     web.route("POST", "/queues/{queue_id}/drift", drift_report),
+    web.route("GET", "/coverage", get_coverage),
     web.route("GET", "/openapi.json", openapi_json, role=web.OPEN),
     *ui.ROUTES,  # /docs (Swagger UI), /ui (live dashboard)
 ]

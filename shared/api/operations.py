@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api import query
-from shared.core import constants
+from shared.core import constants, fields
 from shared.core.models import QueueStatus, QueueStop
 
 Operation = tuple[str, str, str, dict[str, Any]]  # (path, method, serving function, operation)
@@ -106,6 +106,27 @@ def _drift(method: str, summary: str) -> Operation:
         "responses": answers("In sync, drift found, or drift repaired", "404", "503")}
 
 
+def _param(name: str, description: str, schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+_COVERAGE = {
+    "operationId": "getCoverage", "summary": "What is loaded of a symbol's data type, period by period",
+    "description": "Each period (calendar month or day) of [from, to]: `loaded`, `in_flight`, `failed`, "
+                   "`partial` (loads cover some of it), `missing` (on ArangoDB also `present`: the "
+                   "collection exists, loaded by nothing the manager recorded), with the queue behind it, its "
+                   "datasets, records and the gaps its telemetry reported; `summary` counts the statuses. "
+                   f"At most {query.MAX_MONTHS:,} months or {query.MAX_DAYS:,} days per call.",
+    "tags": ["coverage"],
+    "parameters": [
+        _param("symbol", "e.g. BTCUSDT (any case)", {"type": "string", "pattern": fields.SYMBOL_RE.pattern}),
+        _param("type", "The data type, e.g. api_candles_5m", {"type": "string", "pattern": fields.NAME_RE.pattern}),
+        _param("from", "First day, YYYY-MM-DD", {"type": "string", "pattern": query.DATE_RE.pattern}),
+        _param("to", "Last day, YYYY-MM-DD, not before `from`", {"type": "string", "pattern": query.DATE_RE.pattern}),
+        _param("partition", "Periods of a month or of a day", {"enum": list(query.PARTITIONS),
+                                                               "default": "month"}, required=False)],
+    "responses": answers("Coverage: `summary` and `periods`", "503",
+                         _400="A missing or bad parameter, `from` after `to`, or too many periods")}
 DELIVERED = {"/", "/telemetry", "/sweep"}  # Knative sends CloudEvents here, with no token
 
 
@@ -136,9 +157,18 @@ def operations(queue_body: dict[str, Any]) -> list[Operation]:
             "parameters": [QUEUE_ID],
             "responses": _with_links(answers("Queue retried", "404", "503",
                                              _409="Only a failed queue can be retried"), "getQueue")}),
+        ("/queues/{queue_id}/repair", "post", "start", {
+            "operationId": "repairQueue", "summary": "Re-run the periods whose telemetry reported gaps",
+            "description": "The finished loading jobs that reported `gaps`, and the jobs that depend on them, "
+                           "run again (new Job names); `repaired` lists them.",
+            "tags": ["queues"], "parameters": [QUEUE_ID],
+            "responses": _with_links(answers("Queue repairing", "404", "503",
+                                             _409="The queue is still active, archived, or has no gaps"),
+                                     "getQueue", "watchQueue")}),
         ("/queues/{queue_id}/stop", "post", "stop", {
             "operationId": "stopQueue", "summary": "Stop a queue", "tags": ["queues"], "parameters": [QUEUE_ID],
-            "requestBody": _STOP_BODY, "responses": _with_links(stopped, "getQueue", "retryQueue")}),
+            "requestBody": _STOP_BODY,
+            "responses": _with_links(stopped, "getQueue", "retryQueue", "repairQueue")}),
         ("/queues/stop", "post", "stop", {
             "operationId": "stopQueueByQuery", "summary": "Stop a queue (the seed's form)", "tags": ["queues"],
             "parameters": [{**QUEUE_ID, "in": "query"}], "requestBody": _STOP_BODY,
@@ -193,6 +223,7 @@ def operations(queue_body: dict[str, Any]) -> list[Operation]:
             "responses": {"200": {"description": "The queue's events, until it ends",
                                   "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
                           **{c: reply(_WHY[c]) for c in ("400", "404", "503")}}}),
+        ("/coverage", "get", "status", _COVERAGE),
         _drift("get", "Compare the stored jobs with the cluster's Jobs"),
         _drift("post", "Compare with the cluster and repair the stored state"),
         ("/queues/{queue_id}/events", "get", "status", {

@@ -3,6 +3,7 @@
     sfq start -f shared/examples/historical.json --watch
     sfq ls --status loading
     sfq watch <queue_id>            # live per-job progress bars, from GET /queues/{id}/watch
+    sfq coverage BTCUSDT api_candles_5m --from 2020-01-01 --to 2024-12-31
 
 The service is `--url` or env SFQ_URL (default http://127.0.0.1:8080); a
 bearer token from `--token` or SFQ_TOKEN is sent as the Authorization header.
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, NoReturn, TextIO
 
+from shared.cli import coverage
 from shared.cli.api import OK, QUEUE_ERROR, QUEUE_STOPPED, UNREACHABLE, USAGE, Api, CliError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -188,6 +190,8 @@ def listing(api: Api, args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
     if args.command == "watch":
         return watch(api, args.queue_id, out, args.json)
+    if args.command in coverage.COMMANDS:
+        return coverage.run(args, api, out)
     qid = urllib.parse.quote(getattr(args, "queue_id", ""), safe="")
     if args.command in ("start", "plan"):
         key = getattr(args, "idempotency_key", None)
@@ -239,6 +243,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--status", help="e.g. loading, finished (the service checks the name)")
     ls.add_argument("--symbol")
     ls.add_argument("--limit", type=int, default=50)
+    coverage.add_commands(commands, common)
     return root
 
 

@@ -239,6 +239,7 @@ function renderQueue(queue) {
   $("stop").disabled = TERMINAL.has(queue.status) || queue.status === "stopping";
   $("retry").disabled = queue.status !== "error";
   renderJobs(queue);
+  if (typeof renderSkipped === "function") renderSkipped(queue);  // coverage.js
   syncListRow(queue);
   if (!before || before.id !== queue.id) {
     announce(`Queue ${queue.symbol} ${queue.time_range}: ${queue.status}, ${queue.jobs.length} jobs`);
