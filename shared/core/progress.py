@@ -1,8 +1,8 @@
 """Data-aware progress: how far each job is through the queue's time range.
 
 A finished job is 1; a pending or skipped one 0 (a skipped job loaded nothing); a
-running one the share of the time range up to its `last_loaded_timestamp` when it
-reports one. The queue's progress is the mean over its jobs.
+running one the share of its time range (a partitioned job's: its period's) up to its
+`last_loaded_timestamp` when it reports one. The queue's progress is the mean over its jobs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def fraction(status: JobStatus, last_loaded: str | None, time_range: str) -> flo
 def annotate(state: QueueState, view: dict[str, Any]) -> dict[str, Any]:
     shares = []
     for job, shown in zip(state.jobs, view["jobs"], strict=True):
-        share = fraction(job.status, job.last_loaded_timestamp, state.time_range)
+        share = fraction(job.status, job.last_loaded_timestamp, job.time_range or state.time_range)
         shown["progress"] = share
         shares.append(share)
     view["progress"] = round(sum(shares) / len(shares), 4) if shares else 0.0

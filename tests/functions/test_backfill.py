@@ -277,3 +277,11 @@ def test_repair_of_a_failed_queue_runs_the_failure_again_with_the_gaps(client: A
         ("2024_01", "launched"), ("2024_01", "launched"), ("2024_02", "launched"), ("2024_02", "launched")]
     finish(client, q)
     assert state(client, q)["status"] == "finished"
+
+
+def test_a_period_reports_progress_through_its_own_range(client: Any) -> None:
+    q = start(client, backfill("2024-01-01:2024-02-29"))["data"]["queue_id"]
+    january = state(client, q)["jobs"][0]
+    report(client, q, january, "running", last_loaded_timestamp="2024-01-16T12:00:00Z")
+    shown = state(client, q)["jobs"][0]
+    assert shown["period"] == "2024_01" and shown["progress"] == 0.5  # half of January, not of the queue
