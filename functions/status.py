@@ -3,6 +3,8 @@ the live dashboard (/ui), local events."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -10,9 +12,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from shared import runtime
 from shared.adapters.bus import LocalBus
 from shared.api import live, openapi, query, ui, web
-from shared.core import fields, progress
+from shared.core import fields, lifecycle, progress
 from shared.core.errors import ClientError
-from shared.core.models import QueueStatus
+from shared.core.models import QueueState, QueueStatus
 
 
 async def list_queues(request: Request, params: web.Params) -> Response:
@@ -36,9 +38,17 @@ async def list_queues(request: Request, params: web.Params) -> Response:
                         headers={"X-Total-Count": str(total)})
 
 
+async def _view(state: QueueState) -> dict[str, Any]:
+    """The queue as the API shows it; while it runs, with its ETA (shared/core/eta.py)."""
+    shown = progress.view(state)
+    if not lifecycle.closing(state.status):
+        shown["eta"] = await web.blocking(runtime.get().service.eta, state)
+    return shown
+
+
 async def get_queue(request: Request, params: web.Params) -> Response:
     state = await web.blocking(runtime.get().service.get, params["queue_id"])
-    return web.envelope(200, "Queue status", progress.view(state))
+    return web.envelope(200, "Queue status", await _view(state))
 
 
 async def watch_queue(request: Request, params: web.Params) -> Response:
@@ -52,7 +62,7 @@ async def watch_queue(request: Request, params: web.Params) -> Response:
     async def load():  # type: ignore[no-untyped-def]
         return await web.blocking(service.get, queue_id)
 
-    return StreamingResponse(live.stream(load, last_id=int(raw) if raw else None),
+    return StreamingResponse(live.stream(load, last_id=int(raw) if raw else None, view=_view),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -31,8 +31,14 @@ def _changes(state: QueueState, after: int) -> list[str]:
     return [frame(h["type"], h["data"], h["seq"]) for h in state.history if h["seq"] > after]
 
 
+async def _plain(state: QueueState) -> dict[str, Any]:
+    return progress.view(state)
+
+
 async def stream(load: Callable[[], Awaitable[QueueState]], *, last_id: int | None,
-                 poll_s: float = 0.5) -> AsyncIterator[str]:
+                 poll_s: float = 0.5, view: Callable[[QueueState], Awaitable[dict[str, Any]]] = _plain,
+                 ) -> AsyncIterator[str]:
+    """`view`: what a `queue` event shows of the state (the API's view, with its ETA)."""
     state = await load()
     yield "retry: 2000\n\n"
     if last_id is not None:
@@ -42,7 +48,7 @@ async def stream(load: Callable[[], Awaitable[QueueState]], *, last_id: int | No
         else:
             for chunk in _changes(state, last_id):
                 yield chunk
-    yield frame("queue", progress.view(state), state.seq)
+    yield frame("queue", await view(state), state.seq)
     seen, stamp, idle = state.seq, state.updated_at, 0.0
     while state.status not in TERMINAL_QUEUE:
         await asyncio.sleep(poll_s)
@@ -50,7 +56,7 @@ async def stream(load: Callable[[], Awaitable[QueueState]], *, last_id: int | No
         if state.updated_at != stamp:
             for chunk in _changes(state, seen):
                 yield chunk
-            yield frame("queue", progress.view(state), state.seq)
+            yield frame("queue", await view(state), state.seq)
             seen, stamp, idle = state.seq, state.updated_at, 0.0
         else:
             idle += poll_s

@@ -45,18 +45,29 @@ def _bar(fraction: float | None, width: int, out: TextIO) -> str:
     return "[" + full * filled + empty * (width - filled) + "]"
 
 
-def _job_line(job: dict[str, Any], out: TextIO, bar: bool) -> str:
+def _left(seconds: float | None) -> str:
+    """`ETA 1h02m` (or 42s, 3m05s); empty when unknown."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    text = f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+    return f"  ETA {text}"
+
+
+def _job_line(job: dict[str, Any], out: TextIO, bar: bool, eta: dict[str, Any]) -> str:
     head = f"{job['index'] + 1:>3} {job['target']:<16} {job['type']:<22} {job['status']:<9}"
     meter = f"{_bar(job.get('progress'), 20, out)} " if bar else ""
-    return f"{head} {meter}{_pct(job.get('progress'))} {job.get('records_written', 0):>12,} rec"
+    left = _left(eta.get("jobs", {}).get(job["id"])) if eta.get("seconds") is not None else ""
+    return f"{head} {meter}{_pct(job.get('progress'))} {job.get('records_written', 0):>12,} rec{left}"
 
 
 def queue_lines(queue: dict[str, Any], out: TextIO, *, bar: bool = True) -> list[str]:
+    eta = queue.get("eta") or {}
     head = (f"queue {queue['id']}  {queue['symbol']} {queue['time_range']}  {queue['status']}  "
-            f"{_pct(queue.get('progress'))}  {queue.get('records_written', 0):,} records")
+            f"{_pct(queue.get('progress'))}  {queue.get('records_written', 0):,} records{_left(eta.get('seconds'))}")
     lines = [head]
     for job in queue.get("jobs", []):
-        lines.append(_job_line(job, out, bar))
+        lines.append(_job_line(job, out, bar, eta))
         if job["status"] == "pending" and job.get("waiting"):
             lines.append(f"      waiting: {job['waiting']}")
         if job.get("error_message"):
@@ -96,7 +107,8 @@ class Live:
             self.drawn = len(lines)
         else:
             for key, line in [("queue", queue_lines(queue, self.out)[0]),
-                              *((j["id"], _job_line(j, self.out, False)) for j in queue.get("jobs", []))]:
+                              *((j["id"], _job_line(j, self.out, False, queue.get("eta") or {}))
+                                for j in queue.get("jobs", []))]:
                 if self.seen.get(key) != line:
                     self.seen[key] = line
                     print(line, file=self.out, flush=True)

@@ -14,24 +14,19 @@ A write whose facts did not change (most telemetry: progress only) touches no in
 from __future__ import annotations
 
 import json
-import re
 
-from shared.core import coverage
+from shared.core import coverage, eta
 from shared.core.models import JobRequest, JobStatus, QueueState, QueueStatus, WaitReason
+from shared.core.naming import counter_part as _part
+from shared.core.naming import counter_unpart as _unpart
 from shared.core.statuses import TERMINAL_QUEUE
 
-FORMAT = 2
+FORMAT = 3
 """The facts' format (`x`): a document whose facts are older is indexed again by the sweep
 (`shared.adapters.state.reindex`), e.g. to give a history from before coverage its entries."""
 ACTIVE = (QueueStatus.PENDING, QueueStatus.LOADING, QueueStatus.STOPPING)  # the queues that still run
 LIVE_JOB = frozenset({JobStatus.PENDING, JobStatus.LAUNCHED, JobStatus.RUNNING})
 SLOT_WAIT = "waiting for slot: "
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def _part(value: str) -> str:
-    """A counter name part, safe as an ArangoDB key (`.` separates the parts)."""
-    return _UNSAFE.sub(lambda m: "%" + "".join(f"{b:02X}" for b in m.group().encode()), value)
 
 
 def queue_counter(status: str | None, symbol: str | None = None) -> str:
@@ -52,10 +47,6 @@ def parse_job_counter(name: str) -> tuple[str, str] | None:
     if kind != "j" or not target:
         return None
     return _unpart(target), _unpart(status)
-
-
-def _unpart(value: str) -> str:
-    return re.sub(r"(%[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace("%", "")).decode(), value)
 
 
 def rank(priority: int, started_at: str | None) -> str:
@@ -109,8 +100,8 @@ def _signature(state: QueueState) -> tuple[object, ...]:
     ended = state.status in TERMINAL_QUEUE and not state.outbox and not state.cleanup
     return (state.id, state.request_hash, state.status, state.symbol, state.priority, state.started_at,
             state.time_range, (state.finished_at or state.updated_at or state.started_at) if ended else None,
-            tuple((j.id, j.target, j.type, j.status, j.wait, waits_for_slot(j), coverage.signature(j))
-                  for j in state.jobs))
+            tuple((j.id, j.target, j.type, j.status, j.wait, waits_for_slot(j), coverage.signature(j),
+                   eta.signature(j)) for j in state.jobs))
 
 
 def of(state: QueueState) -> str:
@@ -133,6 +124,7 @@ def _render(state: QueueState, ended: object) -> str:
     waits: set[str] = set()
     live: set[str] = set()
     finished: list[str] = []
+    counters.update(eta.counters(state))  # the history of finished jobs (shared/core/eta.py)
     for job in state.jobs:
         if job.status == JobStatus.FINISHED:
             finished.append(job.id)

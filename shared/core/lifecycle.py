@@ -170,6 +170,10 @@ def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if status not in TERMINAL_JOB:
             status = None
     for job in targets:
+        if status is not None and status not in (JobStatus.PENDING, JobStatus.LAUNCHED) and not job.started_at \
+                and job.status not in TERMINAL_JOB and _stamp(telemetry.started_at):
+            job.started_at = telemetry.started_at  # when the Job says it started (the history's durations)
+            changed = True
         if status is not None:
             changed |= advance(job, status, telemetry.finished_at or now, telemetry.error_message)
         written = telemetry.records_written
@@ -183,6 +187,16 @@ def _apply(state: QueueState, telemetry: Telemetry, now: str) -> bool:
         if len(targets) == 1 and telemetry.gaps:
             changed |= _add_gaps(job, telemetry)
     return settle(state, changed, now)
+
+
+def _stamp(text: str | None) -> bool:
+    if not text:
+        return False
+    try:
+        clock.parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 MAX_JOB_GAPS = 200

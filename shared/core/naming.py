@@ -76,3 +76,15 @@ def label_value(text: str) -> str:
     """A valid label value: <= 63 chars of [A-Za-z0-9_.-], alphanumeric at both ends."""
     value = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:MAX_DNS_LABEL]
     return value.strip("-_.")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def counter_part(value: str) -> str:
+    """A counter name part, safe as an ArangoDB key (`.` separates the parts)."""
+    return _UNSAFE.sub(lambda m: "%" + "".join(f"{b:02X}" for b in m.group().encode()), value)
+
+
+def counter_unpart(value: str) -> str:
+    return re.sub(r"(%[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace("%", "")).decode(), value)

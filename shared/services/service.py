@@ -11,7 +11,7 @@ from typing import Any
 from shared.adapters import metrics
 from shared.adapters.bus import EVENTS
 from shared.adapters.state import AlreadyExists, load, load_archived
-from shared.core import constants, facts, lifecycle, lineage, partitions, scheduling
+from shared.core import constants, eta, facts, lifecycle, lineage, partitions, scheduling
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
 from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused, NotFound
@@ -153,6 +153,12 @@ class QueueService(Context):
     def repair(self, queue_id: str) -> tuple[QueueState, list[str]]:
         return rerunning.repair(self, queue_id)
 
+    def eta(self, state: QueueState) -> dict[str, Any]:
+        """When the queue's remaining work is expected to end, from the history of finished jobs
+        (the store's counters: one read) and the running jobs' progress."""
+        known = eta.rates(self.store.counters(eta.PREFIX))
+        return eta.estimate(state, known, now(), self.settings.jobs.limits)
+
     def coverage(self, symbol: str, type_: str, start: Any, end: Any, partition: str) -> dict[str, Any]:
         """What is loaded of (symbol, type) over [start, end], period by period."""
         return backfill.report(self, symbol, type_, start, end, partition)
@@ -182,6 +188,7 @@ class QueueService(Context):
             ],
             "skipped": decision.skipped,
             "covering": decision.covering,
+            "estimate": self.eta(state),
         }
 
     def render(self, state: QueueState, job: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ for name in ("historical", "realtime", "legacy"):
 print(json.dumps(plans, sort_keys=True))
 """
 ADDED = ("skipped", "covering")  # new keys of the plan, empty for an unpartitioned queue
+ESTIMATE = "estimate"  # new too: the expected duration (shared/core/eta.py)
 
 
 def _git(*args: str) -> str:
@@ -56,5 +57,6 @@ def test_seed_examples_plan_as_before_partitions(tmp_path: Path) -> None:
     assert sorted(new) == ["historical", "legacy", "realtime"]
     for name, plan in new.items():
         assert all(plan.pop(key) == [] for key in ADDED), name
+        assert "seconds" in plan.pop(ESTIMATE), name
         assert plan == old[name], name
         assert len(plan["jobs"]) == len(old[name]["jobs"]) >= 1

@@ -220,6 +220,14 @@ function setLive(kind, text) {
   $("live-state").textContent = text;
 }
 
+// 42s, 3m05s, 1h02m: an expected remaining time.
+function duration(seconds) {
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
 function renderQueue(queue) {
   const before = state.queue;
   state.queue = queue;
@@ -232,7 +240,9 @@ function renderQueue(queue) {
   $("q-started").title = queue.started_at || "";
   $("q-id").textContent = queue.id;
   setBar($("q-progress"), queue.progress);
-  $("q-progress-text").textContent = pct(queue.progress) + "%";
+  const eta = queue.eta && queue.eta.seconds != null ? ` · ETA ${duration(queue.eta.seconds)}` : "";
+  $("q-progress-text").textContent = pct(queue.progress) + "%" + eta;
+  $("q-progress-text").title = queue.eta ? (queue.eta.finish_at || queue.eta.basis || "") : "";
   const problem = queue.error_message || (queue.stop_reason ? "Stopped: " + queue.stop_reason : "");
   $("q-error").hidden = !problem;
   $("q-error").textContent = problem;
@@ -309,6 +319,9 @@ function updateJob(card, job, queue) {
   const meta = [`${pct(job.progress)}%`, `${count(job.records_written)} records`];
   if (job.last_loaded_timestamp) meta.push(`loaded to ${job.last_loaded_timestamp}`);
   if (job.attempt) meta.push(`attempt ${job.attempt + 1}`);
+  const left = queue.eta && queue.eta.seconds != null && queue.eta.jobs ? queue.eta.jobs[job.id] : null;
+  if (left != null) meta.push(`ETA ${duration(left)}`);
+  if (job.period) meta.unshift(job.period);
   card.querySelector(".job-meta").textContent = meta.join(" · ");
   const needs = (job.needs || []).map((n) => {
     const other = queue.jobs[n.job];
