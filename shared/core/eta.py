@@ -5,7 +5,8 @@ from the facts like every counter (so over the hot set: the queues of the last
 RETENTION_DAYS): jobs, milliseconds from start to finish, days of data and records. From
 them a job of that kind is expected to take `ms per day of data × its days`.
 
-A running job's remaining time blends two estimates: from its progress (elapsed × (1 - p) / p,
+A job's time is from its launch (the claim of its slot) to its finish. A running job's
+remaining time blends two estimates: from its progress (elapsed × (1 - p) / p,
 `shared.core.progress`) and from the history (expected - elapsed), the first weighted by the
 progress itself, so early on the history speaks and near the end the job's own pace does.
 A queue's finish comes from replaying its remaining jobs in order: each starts when its needs
@@ -37,9 +38,19 @@ def days(time_range: str) -> int:
     return (end - start).days + 1
 
 
+def _began(job: JobState) -> str | None:
+    """When the job took its slot: its claim (launch), or the start it reported if earlier."""
+    stamps = [s for s in (job.launched_at, job.started_at) if s]
+    try:
+        return min(stamps, key=clock.parse) if stamps else None
+    except ValueError:
+        return job.launched_at or job.started_at
+
+
 def _took(job: JobState) -> int | None:
-    """Milliseconds from start (or launch) to finish of a finished job; None if unknown."""
-    began = job.started_at or job.launched_at
+    """Milliseconds from launch to finish of a finished job (the time it held a slot); None if
+    unknown."""
+    began = _began(job)
     if job.status != JobStatus.FINISHED or not began or not job.finished_at:
         return None
     try:
@@ -109,7 +120,7 @@ def remaining(job: JobState, state: QueueState, known: Mapping[tuple[str, str], 
     if job.status in TERMINAL_JOB:
         return 0.0
     expected = _expected(job, state, known)
-    began = job.started_at or job.launched_at
+    began = _began(job)
     if job.status == JobStatus.PENDING or not began:
         return expected
     try:

@@ -94,6 +94,7 @@ class Backfill:
         self.queue_id = queue_id
         self.reported: dict[str, int] = {}  # job id -> records it reported
         self.killed: str | None = None
+        self.etas: list[tuple[float, float | None, int]] = []  # (when, the queue's ETA in s, jobs ended)
 
     def report(self, job: Any) -> None:
         labels = job_labels(job)
@@ -121,6 +122,8 @@ class Backfill:
         deadline = time.monotonic() + timeout
         while True:
             state = queue_state(self.client, self.queue_id)
+            ended = sum(j["status"] in ("finished", "error", "stopped", "skipped") for j in state["jobs"])
+            self.etas.append((time.monotonic(), (state.get("eta") or {}).get("seconds"), ended))
             if state["status"] in statuses:
                 return state
             if time.monotonic() > deadline:
@@ -144,3 +147,12 @@ def expected_records(job: dict[str, Any]) -> int:
 def env_of(manifest: dict[str, Any]) -> dict[str, str]:
     [container] = manifest["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def eta_errors(etas: list[tuple[float, float | None, int]], jobs: int, *, after: float = 0.25,
+               least_s: float = 10.0) -> list[float]:
+    """|predicted - actual| / actual remaining time, for each ETA read once `after` of the jobs
+    had ended (the history is the run's own) and while at least `least_s` seconds were left."""
+    end = etas[-1][0]
+    return [abs(eta - (end - at)) / (end - at) for at, eta, ended in etas
+            if eta is not None and ended >= after * jobs and end - at >= least_s]
