@@ -15,7 +15,7 @@ import re
 import pytest
 
 from shared import runtime
-from shared.core import naming
+from shared.core import eta, naming
 from shared.core.lineage import outputs
 from shared.core.models import JobRequest
 from shared.services import admission
@@ -61,6 +61,23 @@ def _recount(docs: list[dict]) -> tuple[dict, dict, list[str]]:
             waiting.append(doc)
     waiting.sort(key=lambda d: (-d.get("priority", 5), d["started_at"], d["id"]))
     return queues, jobs, [d["id"] for d in waiting]
+
+
+def _history(docs: list[dict]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(target, type) -> (finished jobs, days of data, records) of every stored queue."""
+    import datetime as dt
+
+    found: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for doc in docs:
+        for job in doc["jobs"]:
+            if job.get("status") != "finished" or not job.get("finished_at") or not (
+                    job.get("launched_at") or job.get("started_at")):
+                continue  # no time it took
+            start, end = (dt.date.fromisoformat(d) for d in (job.get("time_range") or doc["time_range"]).split(":"))
+            n, days, records = found.get((job["target"], job["type"]), (0, 0, 0))
+            found[(job["target"], job["type"])] = (n + 1, days + (end - start).days + 1,
+                                                   records + job.get("records_written", 0))
+    return found
 
 
 def _wrote(doc: dict, name: str) -> bool:
@@ -131,6 +148,8 @@ def test_counters_and_indexes_equal_a_full_recount(client, monkeypatch, seed):
     assert {name for name in names if store.dataset_written(name)} == written
     assert written, "the run should have finished a connector"
     assert admission.waiting_for_slots(store, None, 3) == waiting[:3]
+    rates = eta.rates(store.counters(eta.PREFIX))  # the ETA's history of finished jobs
+    assert {k: (r.jobs, r.days, r.records) for k, r in rates.items() if k[1] != "*"} == _history(docs)
     assert _gauges(client("status").get("/metrics").text) == (queues, jobs)
     runtime.reset()  # as after scale to zero: a new process, a new connection, no memory of the writes
     assert _gauges(client("status").get("/metrics").text) == (queues, jobs)
