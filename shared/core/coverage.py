@@ -133,12 +133,14 @@ def periods(found: list[dict[str, Any]], start: dt.date, end: dt.date, partition
 
 
 def _union_covers(chosen: list[dict[str, Any]], lo: str, hi: str) -> bool:
-    day = dt.date.fromisoformat(lo)
+    """Whether the entries together cover every day of [lo, hi] (by day numbers: no date
+    arithmetic to overflow at 9999-12-31)."""
+    day = dt.date.fromisoformat(lo).toordinal()  # the first day not yet covered
     for e in sorted(chosen, key=lambda e: e["f"]):
-        if dt.date.fromisoformat(e["f"]) > day:
+        if dt.date.fromisoformat(e["f"]).toordinal() > day:
             return False
-        day = max(day, dt.date.fromisoformat(e["t"]) + dt.timedelta(days=1))
-    return day > dt.date.fromisoformat(hi)
+        day = max(day, dt.date.fromisoformat(e["t"]).toordinal() + 1)
+    return day > dt.date.fromisoformat(hi).toordinal()
 
 
 def cover(found: list[dict[str, Any]], name: str, lo: str, hi: str) -> dict[str, Any]:

@@ -35,8 +35,9 @@ def base_asset(symbol: str) -> str:
 def period(start: dt.date, end: dt.date) -> str:
     if start == end:
         return start.strftime("%Y_%m_%d")
-    next_month = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    if start.day == 1 and end == next_month - dt.timedelta(days=1):
+    last = start.replace(day=31) if start.month == 12 else (
+        start.replace(month=start.month + 1, day=1) - dt.timedelta(days=1))
+    if start.day == 1 and end == last:
         return start.strftime("%Y_%m")
     return f"{start:%Y_%m_%d}_{end:%Y_%m_%d}"
 

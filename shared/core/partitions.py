@@ -45,23 +45,23 @@ class Unit:
         return naming.period(start, end)
 
 
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+def month_end(day: dt.date) -> dt.date:
+    """The last day of the day's month (December 9999 included)."""
+    if day.month == 12:
+        return day.replace(day=31)
+    return day.replace(month=day.month + 1, day=1) - dt.timedelta(days=1)
 
 
 def periods(start: dt.date, end: dt.date, partition: str) -> list[tuple[str, dt.date, dt.date]]:
     """(name, first day, last day) of each period of [start, end], oldest first, clipped."""
     found = []
     day = start
-    while day <= end:
-        if partition == "day":
-            found.append((day.strftime("%Y_%m_%d"), day, day))
-            day += dt.timedelta(days=1)
-        else:
-            last = min(end, _next_month(day) - dt.timedelta(days=1))
-            found.append((day.strftime("%Y_%m"), day, last))
-            day = last + dt.timedelta(days=1)
-    return found
+    while True:
+        last = day if partition == "day" else min(end, month_end(day))
+        found.append((day.strftime("%Y_%m_%d" if partition == "day" else "%Y_%m"), day, last))
+        if last >= end:
+            return found
+        day = last + dt.timedelta(days=1)
 
 
 def partition_of(command: QueueStart, request: JobRequest) -> str | None:

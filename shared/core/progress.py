@@ -23,7 +23,7 @@ def _instant(text: str) -> dt.datetime | None:
     except ValueError:
         try:  # epoch seconds or milliseconds
             return dt.datetime.fromtimestamp(float(text) / (1000 if float(text) > 1e11 else 1), dt.UTC)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not a number, or no time this machine can hold
             return None
 
 

@@ -50,7 +50,9 @@ def test_history_counts_each_kind_and_a_queue_under_a_limit_waits_its_turns(clie
     assert eta["rates"][f"{LOADER}/api_candles_1d"]["seconds_per_job"] == pytest.approx(MINUTE, abs=0.01)
     assert eta["rates"][f"{LOADER}/api_candles_1d"]["records_per_second"] == pytest.approx(10, abs=0.01)
     pending = [j for j in shown["jobs"] if j["status"] == "pending"]
-    assert all(eta["jobs"][j["id"]] == pytest.approx(MINUTE, abs=0.1) for j in pending)
+    # each pending job ends after its turn: the second pair of days at 2 minutes, the third at 3
+    assert sorted(eta["jobs"][j["id"]] for j in pending) == pytest.approx([2 * MINUTE] * 4 + [3 * MINUTE] * 4,
+                                                                          abs=1.5)
     assert clock.seconds_between(stamp(0), eta["finish_at"]) == pytest.approx(3 * MINUTE, abs=5)
 
 
@@ -82,3 +84,17 @@ def test_the_plan_estimates_a_duration_and_an_unknown_kind_says_so(client: Any) 
 def test_an_ended_queue_has_no_eta(client: Any) -> None:
     q = history(client)
     assert "eta" not in state(client, q)
+
+
+def test_a_streaming_queue_has_no_finish_and_a_bad_start_stamp_is_no_history(client: Any) -> None:
+    q = start(client, backfill("2023-01-01:2023-01-01", partition="day"))["data"]["queue_id"]
+    loader, connector = state(client, q)["jobs"]
+    report(client, q, loader, "finished", started_at="0001-01-01T00:00:00Z", records_written=5)
+    took = runtime.get().store.counters("h.")["h.loader-producer.api_candles_1d.ms"]
+    assert 0 <= took < 10_000, "a start 2,000 years before its launch is a bad stamp: from the launch"
+    ws = start(client, {"symbol": "ETHUSDT", "time_range": "2024-01-01:2024-01-31", "requests": [
+        {"target": "loader-producer", "type": "ws_trades"}]})["data"]["queue_id"]
+    eta = state(client, ws)["eta"]
+    assert eta["seconds"] is None and "until stopped" in eta["basis"]
+    ancient = start(client, backfill("0001-01-01:0021-12-31"))["data"]["queue_id"]
+    assert state(client, ancient)["eta"]["seconds"] is None  # no history: unknown, not a 500

@@ -72,6 +72,10 @@ class SqliteStore:
                                                 drop=DROP.format(table=table), active=_ACTIVE,
                                                 format=facts.FORMAT, outdated=_OUTDATED))
             self._db.executescript(COVERAGE.format(table=table))
+            current = f"{table}_unindexed_{facts.FORMAT}"  # the partial index of an older format: gone
+            for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?"
+                                            " AND name != ?", (f"{table}_unindexed_%", current)).fetchall():
+                self._db.execute(f'DROP INDEX IF EXISTS "{name}"')
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
