@@ -285,3 +285,14 @@ def test_a_period_reports_progress_through_its_own_range(client: Any) -> None:
     report(client, q, january, "running", last_loaded_timestamp="2024-01-16T12:00:00Z")
     shown = state(client, q)["jobs"][0]
     assert shown["period"] == "2024_01" and shown["progress"] == 0.5  # half of January, not of the queue
+
+
+def test_the_last_month_of_the_calendar_plans_and_answers(client: Any) -> None:
+    plan = client("start").post("/queues/plan", json=backfill("9999-11-15:9999-12-31"))
+    assert plan.status_code == 200, plan.text
+    assert [j["period"] for j in plan.json()["data"]["jobs"]][::2] == ["9999_11", "9999_12"]
+    for partition in ("month", "day"):
+        r = client("status").get("/coverage", params={"symbol": "BTCUSDT", "type": "api_candles_1d",
+                                                      "from": "9999-12-01", "to": "9999-12-31", "partition": partition})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["summary"] == {"missing": 1 if partition == "month" else 31}
