@@ -11,7 +11,7 @@ job adopts the existing Job instead of creating a second.
 
 from __future__ import annotations
 
-from shared.core import lifecycle
+from shared.core import lifecycle, settling
 from shared.core.models import JobState, JobStatus, Need, QueueState, QueueStatus, WaitReason
 from shared.core.statuses import REACHED
 
@@ -100,15 +100,7 @@ def rerun_set(state: QueueState, seeds: set[int]) -> set[int]:
     """The jobs to run again with `seeds`: what waits for them, directly or not (its output was
     made from theirs; a loader's connector with it). What they read stays (a connector run again
     reads its loader's topic from Kafka)."""
-    found = set(seeds)
-    frontier = list(seeds)
-    while frontier:
-        current = frontier.pop()
-        for job in state.jobs:
-            if job.index not in found and any(n.job == current for n in job.needs):
-                found.add(job.index)
-                frontier.append(job.index)
-    return found
+    return set(seeds) | settling.dependents(state, *seeds)
 
 
 def _again(state: QueueState, job: JobState) -> None:

@@ -8,16 +8,20 @@ from shared.core.models import JobState, JobStatus, QueueState, QueueStatus
 from shared.core.statuses import REACHED, TERMINAL_JOB, TERMINAL_QUEUE, advance, closing, latest
 
 
-def dependents(state: QueueState, index: int) -> set[int]:
-    """Every job that waits, directly or not, for job `index`."""
+def dependents(state: QueueState, *indexes: int) -> set[int]:
+    """Every job that waits, directly or not, for one of the jobs `indexes` (one pass over the
+    needs: a partitioned queue has up to a thousand jobs)."""
+    waiting: dict[int, list[int]] = {}
+    for job in state.jobs:
+        for need in job.needs:
+            waiting.setdefault(need.job, []).append(job.index)
     found: set[int] = set()
-    frontier = [index]
+    frontier = list(indexes)
     while frontier:
-        current = frontier.pop()
-        for job in state.jobs:
-            if job.index not in found and any(n.job == current for n in job.needs):
-                found.add(job.index)
-                frontier.append(job.index)
+        for index in waiting.get(frontier.pop(), ()):
+            if index not in found:
+                found.add(index)
+                frontier.append(index)
     return found
 
 
