@@ -119,7 +119,8 @@ class Starts:
                 configure(self.envs[which])
                 samples = timed(fn, reps)
                 if row == CORE:  # the parse is the request's, not the core's
-                    samples = [t - p for t, p in zip(samples, self.parts["parse"][-reps:], strict=True)]
+                    parsed = self.parts["parse"]
+                    samples = [t - p for t, p in zip(samples, parsed[len(parsed) - reps:], strict=True)]
                 got[row] += samples
         runtime.reset()
         return got

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -94,29 +92,7 @@ def history(run: int, entries: int) -> list[tuple[str, str, str]]:
     return rows
 
 
-def write(stores: list[StateStore], rows: list[tuple[str, str, str]], chunk: int) -> float:
-    """Create the rows, one thread per store, `chunk` creates per `batch()` (0: one write each)."""
-    started = time.perf_counter()
-    errors: list[BaseException] = []
-
-    def run(part: list[tuple[str, str, str]], store: StateStore) -> None:
-        try:
-            step = chunk or 1
-            for at in range(0, len(part), step):
-                with store.batch() if chunk else contextlib.nullcontext():
-                    for key, doc, fx in part[at:at + step]:
-                        store.create(key, doc, facts=fx)
-        except BaseException as e:  # noqa: BLE001 - raised below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(rows[n::len(stores)], s)) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - started
+write = scale_seed.write  # one thread per store, `chunk` creates per batch
 
 
 def stores(name: str, env: dict[str, str]) -> list[StateStore]:

@@ -144,25 +144,26 @@ def history(run: int, stored: int) -> Iterator[tuple[str, str, str]]:
 def seed(stores: list[StateStore], run: int, stored: int, *, chunk: int = 0) -> float:
     """Write the history with one thread per store (each its own connection); the seconds it took.
     `chunk`: creates per `batch()` (one transaction each), 0 for one write each."""
+    return write(stores, list(history(run, stored)), chunk)
+
+
+def write(stores: list[StateStore], rows: list[tuple[str, str, str]], chunk: int) -> float:
+    """Create the rows (key, document, facts), one thread per store, `chunk` creates per
+    `batch()` (0: one write each); the seconds it took."""
     started = time.perf_counter()
-    rows = list(history(run, stored))
     errors: list[BaseException] = []
 
-    def write(part: list[tuple[str, str, str]], store: StateStore) -> None:
+    def run(part: list[tuple[str, str, str]], store: StateStore) -> None:
         try:
-            for at in range(0, len(part), chunk or len(part) or 1):
-                group = part[at:at + chunk] if chunk else part
-                if chunk:
-                    with store.batch():
-                        for key, doc, fx in group:
-                            store.create(key, doc, facts=fx)
-                else:
-                    for key, doc, fx in group:
+            step = chunk or 1
+            for at in range(0, len(part), step):
+                with store.batch() if chunk else contextlib.nullcontext():
+                    for key, doc, fx in part[at:at + step]:
                         store.create(key, doc, facts=fx)
-        except BaseException as e:  # noqa: BLE001 - reported by the caller
+        except BaseException as e:  # noqa: BLE001 - raised below
             errors.append(e)
 
-    threads = [threading.Thread(target=write, args=(rows[n::len(stores)], store)) for n, store in enumerate(stores)]
+    threads = [threading.Thread(target=run, args=(rows[n::len(stores)], s)) for n, s in enumerate(stores)]
     for t in threads:
         t.start()
     for t in threads:
