@@ -73,7 +73,7 @@ def entries(state: QueueState) -> list[dict[str, Any]]:
 
 
 def _job_entries(state: QueueState, job: JobState, kind: str) -> list[dict[str, Any]]:
-    job_range = job.time_range or state.time_range
+    job_range = state.range_of(job)
     pieces = _pieces(job_range)
     made = []
     for first, last in pieces:
@@ -97,10 +97,15 @@ def _entry(state: QueueState, job: JobState, kind: str, first: dt.date, last: dt
         entry["r"] = job.records_written
     if status != "in_flight" and job.finished_at:
         entry["at"] = job.finished_at
-    gaps = [g for g in job.gaps if g[0][:10] <= entry["t"] and g[1][:10] >= f][:MAX_ENTRY_GAPS]
+    gaps = [g for g in job.gaps if _touches(g, f, entry["t"])][:MAX_ENTRY_GAPS]
     if gaps:
         entry["g"] = gaps
     return entry
+
+
+def _touches(gap: list[str], lo: str, hi: str) -> bool:
+    """Whether a gap [from, to] (times) touches the days [lo, hi] (dates)."""
+    return gap[0][:10] <= hi and gap[1][:10] >= lo
 
 
 def signature(job: JobState) -> tuple[object, ...]:
@@ -180,7 +185,7 @@ def _describe(period: dict[str, Any], chosen: list[dict[str, Any]]) -> None:
     if ats:
         period["at"] = max(ats)
     lo, hi = period["from"], period["to"]  # the gaps within this period (a day of a month, say)
-    gaps = sorted({tuple(g) for e in chosen for g in e.get("g", ()) if g[0][:10] <= hi and g[1][:10] >= lo})
+    gaps = sorted({tuple(g) for e in chosen for g in e.get("g", ()) if _touches(g, lo, hi)})
     if gaps:
         period["gaps"] = [{"from": a, "to": b} for a, b in gaps]
     whole = sorted({e["j"] for e in chosen if "j" in e})

@@ -134,3 +134,7 @@ class QueueState(BaseModel):
     partition: str | None = Field(default=None, description="The queue's default partition: month or day")
     skipped: list[dict[str, Any]] = Field(
         default=[], description="Periods not loaded at start because another queue covers them")
+
+    def range_of(self, job: JobState) -> str:
+        """The job's time range: its period's, in a partitioned queue; else the queue's."""
+        return job.time_range or self.time_range

@@ -79,7 +79,7 @@ def counters(state: QueueState) -> dict[str, int]:
         if ms is None:
             continue
         name = f"{PREFIX}{_part(job.target)}.{_part(job.type)}."
-        for field, n in zip(FIELDS, (1, ms, days(job.time_range or state.time_range), job.records_written),
+        for field, n in zip(FIELDS, (1, ms, days(state.range_of(job)), job.records_written),
                             strict=True):
             found[name + field] = found.get(name + field, 0) + n
     return found
@@ -123,7 +123,7 @@ def rates(named: Mapping[str, int]) -> dict[tuple[str, str], Rate]:
 
 def _expected(job: JobState, state: QueueState, known: Mapping[tuple[str, str], Rate]) -> float | None:
     rate = known.get((job.target, job.type)) or known.get((job.target, _GLOBAL))
-    return None if rate is None else rate.seconds(days(job.time_range or state.time_range))
+    return None if rate is None else rate.seconds(days(state.range_of(job)))
 
 
 def remaining(job: JobState, state: QueueState, known: Mapping[tuple[str, str], Rate], now: str) -> float | None:
@@ -138,7 +138,7 @@ def remaining(job: JobState, state: QueueState, known: Mapping[tuple[str, str], 
         elapsed = max(0.0, clock.seconds_between(began, now))
     except (ValueError, OverflowError):
         return expected
-    share = progress.fraction(job.status, job.last_loaded_timestamp, job.time_range or state.time_range)
+    share = progress.fraction(job.status, job.last_loaded_timestamp, state.range_of(job))
     by_history = None if expected is None else max(0.0, expected - elapsed)
     if share <= 0.01:
         return by_history

@@ -80,7 +80,7 @@ def _datasets(state: QueueState, finished: tuple[str, ...]) -> tuple[str, ...]:
         for job in state.jobs:
             if job.id in finished:
                 request = JobRequest(target=job.target, type=job.type, **job.params)
-                written = outputs(request, state.symbol, job.time_range or state.time_range, job.period)
+                written = outputs(request, state.symbol, state.range_of(job), job.period)
                 names.update(o.removeprefix("collection:") for o in written if o.startswith("collection:"))
         found = tuple(sorted(names))
         if len(_written) >= _WRITTEN_MAX:

@@ -53,7 +53,7 @@ def render(
     *, queue: QueueState, job: JobState, jobs: JobSettings, kafka: KafkaSettings, arango_url: str,
     arango_db: str,
 ) -> dict[str, Any]:
-    time_range = job.time_range or queue.time_range  # a partitioned job's: its period's
+    time_range = queue.range_of(job)
     start, end = time_range.split(":")
     env = [
         {"name": "QUEUE_ID", "value": queue.id},

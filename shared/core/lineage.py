@@ -50,10 +50,16 @@ def _names(value: object) -> list[str]:
     return []
 
 
+def _dataset(request: JobRequest, symbol: str, time_range: str, period: str | None) -> str:
+    """The dataset a loader/connector pair of this request moves: of its period, if partitioned."""
+    if period:
+        return naming.dataset(symbol, request.type, period)
+    return naming.dataset_name(symbol, request.type, time_range)
+
+
 def outputs(request: JobRequest, symbol: str, time_range: str, period: str | None = None) -> set[str]:
     """What a request writes; `period`: of a partitioned one, the period it loads."""
-    dataset = naming.dataset(symbol, request.type, period) if period else naming.dataset_name(
-        symbol, request.type, time_range)
+    dataset = _dataset(request, symbol, time_range, period)
     if request.target == "loader-producer":
         return {f"topic:{dataset}"}
     found = {f"collection:{n}" for p in OUTPUT_PARAMS for n in _names(request.params.get(p))}
@@ -65,9 +71,7 @@ def outputs(request: JobRequest, symbol: str, time_range: str, period: str | Non
 def inputs(request: JobRequest, symbol: str, time_range: str, period: str | None = None) -> set[str]:
     found = {f"collection:{n}" for p in INPUT_PARAMS for n in _names(request.params.get(p))}
     if request.target == "arango-connector":
-        dataset = naming.dataset(symbol, request.type, period) if period else naming.dataset_name(
-            symbol, request.type, time_range)
-        found.add(f"topic:{dataset}")
+        found.add(f"topic:{_dataset(request, symbol, time_range, period)}")
     return found
 
 

@@ -44,7 +44,7 @@ def fraction(status: JobStatus, last_loaded: str | None, time_range: str) -> flo
 def annotate(state: QueueState, view: dict[str, Any]) -> dict[str, Any]:
     shares = []
     for job, shown in zip(state.jobs, view["jobs"], strict=True):
-        share = fraction(job.status, job.last_loaded_timestamp, job.time_range or state.time_range)
+        share = fraction(job.status, job.last_loaded_timestamp, state.range_of(job))
         shown["progress"] = share
         shares.append(share)
     view["progress"] = round(sum(shares) / len(shares), 4) if shares else 0.0

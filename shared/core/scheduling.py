@@ -130,13 +130,16 @@ def _reopen(state: QueueState, indexes: set[int], now: str) -> bool:
     return lifecycle.settle(state, True, now)
 
 
+def _short(state: QueueState) -> set[int]:
+    return {j.index for j in state.jobs if j.status in settling.SHORT}
+
+
 def retry(state: QueueState, now: str) -> bool:
     """Re-run what failed, was skipped or was stopped by a failure, with `rerun_set`; keep
     what finished otherwise (of a partitioned queue: the other periods)."""
     if state.status != QueueStatus.ERROR:
         return False
-    short = {j.index for j in state.jobs if j.status in (JobStatus.ERROR, JobStatus.SKIPPED, JobStatus.STOPPED)}
-    return _reopen(state, rerun_set(state, short), now)
+    return _reopen(state, rerun_set(state, _short(state)), now)
 
 
 def repair(state: QueueState, now: str) -> list[str]:
@@ -150,7 +153,7 @@ def repair(state: QueueState, now: str) -> list[str]:
     if not gapped:
         return []
     if state.status == QueueStatus.ERROR:
-        gapped |= {j.index for j in state.jobs if j.status in (JobStatus.ERROR, JobStatus.SKIPPED, JobStatus.STOPPED)}
+        gapped |= _short(state)
     indexes = rerun_set(state, gapped)
     _reopen(state, indexes, now)
     return [state.jobs[i].id for i in sorted(indexes)]

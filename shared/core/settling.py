@@ -45,14 +45,15 @@ def _unmeetable(state: QueueState, now: str) -> bool:
     return changed
 
 
-_SHORT = frozenset({JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
+SHORT = frozenset({JobStatus.ERROR, JobStatus.STOPPED, JobStatus.SKIPPED})
+"""Ended without finishing: what a retry runs again."""
 
 
 def _cascade_failures(state: QueueState, now: str) -> bool:
     """A failed job skips what waits for it, directly or not, even behind a job that already
     ran (its output was made from what the failed one gave); what waits for an input that ended
     short is skipped; under `on_failure: stop`, a failure stops everything else too."""
-    if closing(state.status) or not any(j.status in _SHORT for j in state.jobs):
+    if closing(state.status) or not any(j.status in SHORT for j in state.jobs):
         return False
     changed = False
     failed = [j for j in state.jobs if j.status == JobStatus.ERROR]

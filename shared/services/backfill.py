@@ -67,7 +67,12 @@ class Decision:
 
     @property
     def covering(self) -> list[str]:
-        return sorted({q for s in self.skipped for q in ([s["queue_id"]] if s.get("queue_id") else s["queues"])})
+        return covering(self.skipped)
+
+
+def covering(skipped: list[dict[str, Any]]) -> list[str]:
+    """The queues covering skipped periods (`Decision.skipped`, `QueueState.skipped`)."""
+    return sorted({q for s in skipped for q in [s.get("queue_id"), *s.get("queues", [])] if q})
 
 
 def decide(ctx: Context, command: QueueStart, queue_id: str, *, exists: Callable[[str], bool],

@@ -15,7 +15,7 @@ from shared.core import constants, eta, facts, lifecycle, lineage, partitions, s
 from shared.core.clock import now
 from shared.core.cluster import JobObserved
 from shared.core.errors import BackendUnavailable, Conflict, LaunchRefused, NotFound
-from shared.core.models import Outcome, QueueStart, QueueState, QueueStatus, Telemetry
+from shared.core.models import Need, Outcome, QueueStart, QueueState, QueueStatus, Telemetry
 from shared.services import admission, backfill, launching, outbox, reports, rerunning, stopping
 from shared.services.context import Context
 
@@ -44,6 +44,11 @@ def _hash(command: QueueStart) -> str:
             request.pop("partition", None)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _count_skipped(skipped: list[dict[str, Any]]) -> None:
+    for period in skipped:
+        metrics.PERIODS_SKIPPED.labels(period["type"]).inc()
 
 
 @dataclass
@@ -82,18 +87,12 @@ class QueueService(Context):
             metrics.STARTS.labels("replayed").inc()
             return Started(state=state, created=False)
         stamp = now()
-        replay = idempotency_key is not None and self.store.get(queue_id) is not None
         # A replay finds its queue below; a first start skips what other queues cover.
-        if replay:
-            decision = backfill.Decision(partitions.units(command))
-        else:
-            decision = backfill.decide(self, command, queue_id, exists=self.dataset_exists)
+        replay = idempotency_key is not None and self.store.get(queue_id) is not None
+        decision, needs = self._planned(command, queue_id, replay=replay)
         if not decision.units:
-            for skipped in decision.skipped:
-                metrics.PERIODS_SKIPPED.labels(skipped["type"]).inc()
+            _count_skipped(decision.skipped)
             return Started(state=None, created=False, skipped=decision.skipped, covering=decision.covering)
-        needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
-                             units=decision.units)
         state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs, units=decision.units)
         state.skipped = decision.skipped
         state.idempotency_key = idempotency_key
@@ -120,8 +119,7 @@ class QueueService(Context):
                 ) from None
         metrics.STARTS.labels("created" if created else "replayed").inc()
         if created:
-            for skipped in decision.skipped:
-                metrics.PERIODS_SKIPPED.labels(skipped["type"]).inc()
+            _count_skipped(decision.skipped)
         try:
             state, launched = self.advance(queue_id, retry_unconfirmed=not created)
         except BackendUnavailable as e:
@@ -136,8 +134,21 @@ class QueueService(Context):
             # Recorded, failed and cleaned up by the failure policy; the caller must know.
             raise LaunchRefused(queue_id, refused)
         return Started(state=state, created=created, launched=launched, skipped=state.skipped,
-                       covering=sorted({q for s in state.skipped for q in [s.get("queue_id"), *s.get("queues", [])]
-                                        if q}))
+                       covering=backfill.covering(state.skipped))
+
+    def _planned(self, command: QueueStart, queue_id: str, *, replay: bool = False
+                 ) -> tuple[backfill.Decision, list[list[Need]]]:
+        """The units a start creates (all of them for a replay: its queue is stored) and their needs,
+        a skipped period's loaded collections counting as there."""
+        if replay:
+            decision = backfill.Decision(partitions.units(command))
+        else:
+            decision = backfill.decide(self, command, queue_id, exists=self.dataset_exists)
+        if not decision.units:
+            return decision, []
+        needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
+                             units=decision.units)
+        return decision, needs
 
     def advance(self, queue_id: str, *, retry_unconfirmed: bool = False) -> tuple[QueueState, list[str]]:
         return launching.advance(self, queue_id, retry_unconfirmed=retry_unconfirmed)
@@ -168,9 +179,7 @@ class QueueService(Context):
         periods it would skip because other queues cover them."""
         stamp = now()
         queue_id = "00000000-0000-0000-0000-000000000000"
-        decision = backfill.decide(self, command, queue_id, exists=self.dataset_exists)
-        needs = lineage.plan(command, exists=lambda name: name in decision.loaded or self.dataset_exists(name),
-                             units=decision.units)
+        decision, needs = self._planned(command, queue_id)
         state = lifecycle.new_queue(queue_id=queue_id, command=command, now=stamp, needs=needs,
                                     units=decision.units)
         first: list[str] = []
