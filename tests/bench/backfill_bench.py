@@ -30,7 +30,6 @@ import json
 import os
 import statistics
 import time
-import traceback
 from collections.abc import Callable
 
 from starlette.testclient import TestClient
@@ -40,7 +39,7 @@ from shared import runtime
 from shared.core import facts, lifecycle, lineage, partitions
 from shared.core.models import QueueStart
 from tests.bench import backfill_seed as seed
-from tests.bench.scale_bench import app, body, timed
+from tests.bench.scale_bench import body, each_backend, timed, verdict_line
 from tests.bench.scale_report import MAX_RATIO, p99, size
 from tests.bench.scale_seed import configure
 
@@ -217,30 +216,21 @@ def compare(client: TestClient, name: str, run: int, rows: tuple[list, list], si
 
 
 def main() -> int:
-    saved = dict(os.environ)
     began = time.perf_counter()
+    rows = (seed.history(1, SMALL), seed.history(2, LARGE))
+    print(f"built {len(rows[0])} + {len(rows[1])} coverage queues in {time.perf_counter() - began:.1f} s", flush=True)
+
     verdicts: dict[str, bool] = {}
-    try:
-        built = time.perf_counter()
-        rows = (seed.history(1, SMALL), seed.history(2, LARGE))
-        print(f"built {len(rows[0])} + {len(rows[1])} coverage queues in {time.perf_counter() - built:.1f} s",
-              flush=True)
-        with TestClient(app(), raise_server_exceptions=False) as client:  # type: ignore[arg-type]
-            for run, name in enumerate(BACKENDS, start=1):
-                try:
-                    with seed.backend(name, 90 + run) as (env, _):
-                        starts = Starts(client, env)
-                        verdicts[f"{name} start"] = starts_table(name, starts, starts.run())
-                    verdicts[f"{name} coverage"] = compare(client, name, run, rows, (SMALL, LARGE))
-                except Exception:  # a request that broke: said, and the other backend still runs
-                    traceback.print_exc()
-                    print(f"{name}: FAIL (a request broke, above)")
-                    verdicts[name] = False
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    print(f"\nbackfill ({time.perf_counter() - began:.0f} s): "
-          + ", ".join(f"{name} {'ok' if good else 'FAIL'}" for name, good in verdicts.items()))
+
+    def measure(client: TestClient, name: str, run: int) -> dict[str, bool]:
+        with seed.backend(name, 90 + run) as (env, _):
+            starts = Starts(client, env)
+            verdicts[f"{name} start"] = starts_table(name, starts, starts.run())
+        verdicts[f"{name} coverage"] = compare(client, name, run, rows, (SMALL, LARGE))
+        return {}
+
+    verdicts.update(each_backend(BACKENDS, measure))  # a backend that broke: FAIL
+    print(f"\nbackfill ({time.perf_counter() - began:.0f} s): {verdict_line(verdicts)}")
     return 0
 
 

@@ -230,15 +230,16 @@ def compare(client: TestClient, name: str, run: int, sizes: tuple[int, int]) -> 
                  (probes[0].notes, probes[1].notes))
 
 
-def main() -> int:
+def each_backend(backends: list[str], measure: Callable[[TestClient, str, int], dict[str, bool]]) -> dict[str, bool]:
+    """`measure(client, backend, run)` for each backend through one in-process app, the
+    environment restored after; a backend whose requests broke is said FAIL, the next still runs."""
     saved = dict(os.environ)
-    verdicts = {}
+    verdicts: dict[str, bool] = {}
     try:
         with TestClient(app(), raise_server_exceptions=False) as client:  # type: ignore[arg-type]
-            for run, name in enumerate(BACKENDS, start=1):
-                sizes = (SMALL, LARGE_ARANGO if name == "arango" else LARGE)
+            for run, name in enumerate(backends, start=1):
                 try:
-                    verdicts[name] = compare(client, name, run, sizes)
+                    verdicts.update(measure(client, name, run))
                 except Exception:  # a request that broke: said, and the other backend still runs
                     traceback.print_exc()
                     print(f"{name}: FAIL (a request broke, above)")
@@ -246,7 +247,18 @@ def main() -> int:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    print("\nscale: " + ", ".join(f"{name} {'ok' if good else 'FAIL'}" for name, good in verdicts.items()))
+    return verdicts
+
+
+def verdict_line(verdicts: dict[str, bool]) -> str:
+    return ", ".join(f"{name} {'ok' if good else 'FAIL'}" for name, good in verdicts.items())
+
+
+def main() -> int:
+    def measure(client: TestClient, name: str, run: int) -> dict[str, bool]:
+        return {name: compare(client, name, run, (SMALL, LARGE_ARANGO if name == "arango" else LARGE))}
+
+    print("\nscale: " + verdict_line(each_backend(BACKENDS, measure)))
     return 0
 
 
