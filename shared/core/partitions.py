@@ -64,6 +64,13 @@ def periods(start: dt.date, end: dt.date, partition: str) -> list[tuple[str, dt.
         day = last + dt.timedelta(days=1)
 
 
+def count_periods(start: dt.date, end: dt.date, partition: str) -> int:
+    """How many periods `periods` would give, without making them."""
+    if partition == "day":
+        return (end - start).days + 1
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
 def partition_of(command: QueueStart, request: JobRequest) -> str | None:
     """The request's own partition, else the queue's (which a streaming request does not take:
     it runs until stopped)."""
@@ -106,13 +113,14 @@ def units(command: QueueStart) -> list[Unit]:
             whole.append(_unit(index, request, None, command.time_range, naming.period(start, end)))
             count += 1
             continue
-        found = cut.setdefault(partition, periods(start, end, partition))
-        count += len(found)
+        many = count_periods(start, end, partition)  # counted before any is made: a range may hold millions
+        count += many
         if count > MAX_UNITS:
             raise InvalidInput(
                 f"the queue would run {count}+ Jobs, more than {MAX_UNITS}: split the range into several "
                 "queues or partition by month", details=[{"loc": ["requests", index, "partition"],
-                                                         "msg": f"{len(found)} periods of a {partition}"}])
+                                                         "msg": f"{many} periods of a {partition}"}])
+        found = cut.setdefault(partition, periods(start, end, partition))
         for name, first, last in found:
             by_period.setdefault((first, name), []).append(
                 _unit(index, request, name, f"{first.isoformat()}:{last.isoformat()}", name))

@@ -179,3 +179,16 @@ def test_unpartitioned_requests_count_towards_the_job_limit() -> None:
         {"target": "gnn-trainer", "type": f"t{i}", "partition": "none", "model_output": f"m{i}"} for i in range(48)]
     with pytest.raises(InvalidInput, match="more than 1000"):
         partitions.units(QueueStart.parse(payload))
+
+
+def test_periods_are_counted_before_any_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    for partition, (lo, hi) in {"day": ("2024-02-27", "2025-03-02"), "month": ("2023-11-15", "2025-02-01")}.items():
+        start, end = D(lo), D(hi)
+        assert partitions.count_periods(start, end, partition) == len(partitions.periods(start, end, partition))
+
+    def made(*args: Any) -> None:
+        raise AssertionError(f"periods {args} made for a queue refused for its size")
+
+    monkeypatch.setattr(partitions, "periods", made)  # millions of days are not built to be refused
+    with pytest.raises(InvalidInput, match="3120608"):
+        partitions.units(QueueStart.parse(backfill("0002-03-27:8546-03-02", partition="day")))
