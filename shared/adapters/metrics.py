@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -101,14 +102,69 @@ class JobGauges(Collector):
                                 labels=["target", "status"])
 
 
+SCHEDULE_TICKS = Counter("queue_manager_schedule_ticks", "Schedule fire times handled, by outcome "
+                         "(started, replayed, covered, forbidden, replaced, missed, failed)",
+                         ["outcome"], registry=REGISTRY)
+SCHEDULE_TICK_OUTCOMES = ("started", "replayed", "covered", "forbidden", "replaced", "missed", "failed")
+for _outcome in SCHEDULE_TICK_OUTCOMES:  # exposed at 0 from the start, so increase() sees the first one
+    SCHEDULE_TICKS.labels(_outcome)
+SCHEDULE_GAUGES: dict[str, tuple[str, str]] = {
+    "queue_manager_schedule_next_run_timestamp_seconds": (
+        "next_run", "Fire time of the schedule's next tick not yet handled (unpaused schedules)"),
+    "queue_manager_schedule_last_run_timestamp_seconds": (
+        "last_run", "Fire time of the schedule's latest run started"),
+    "queue_manager_schedule_run_elapsed_seconds": (
+        "run_elapsed", "Seconds since the latest run's queue started, while that queue is active"),
+    "queue_manager_schedule_run_estimate_seconds": (
+        "run_estimate", "Estimated duration of the latest run (from its ETA), when known"),
+}
+"""The schedule gauges read from the state store at scrape time -> (row key, help)."""
+STATE_GAUGES.update({name: ("schedule",) for name in SCHEDULE_GAUGES})
+
+
+class ScheduleGauges(Collector):
+    """queue_manager_schedule_*{schedule}: each schedule's next and latest run, read at scrape time.
+
+    `read` returns one dict per schedule: `schedule`, `paused`, `next_run`, `last_run` (epoch
+    seconds), `run_elapsed`, `run_estimate` (seconds); None gives no sample, and a paused
+    schedule no next run.
+    """
+
+    def __init__(self, read: Callable[[], list[dict[str, Any]]]) -> None:
+        self._read = read
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily]:
+        return {name: GaugeMetricFamily(name, doc, labels=["schedule"])
+                for name, (_, doc) in SCHEDULE_GAUGES.items()}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = self._families()
+        try:
+            for row in self._read():
+                for name, (key, _) in SCHEDULE_GAUGES.items():
+                    value = row.get(key)
+                    if value is None or (key == "next_run" and row.get("paused")):
+                        continue
+                    families[name].add_metric([str(row["schedule"])], float(value))
+        except Exception:  # a scrape must not fail because the store is down
+            families = self._families()
+        yield from families.values()
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families().values()
+
+
 _collectors: list[Collector] = []
 
 
 def bind_state(count: Callable[[], dict[str, int]],
-               count_jobs: Callable[[], dict[tuple[str, str], int]] | None = None) -> None:
+               count_jobs: Callable[[], dict[tuple[str, str], int]] | None = None,
+               schedules: Callable[[], list[dict[str, Any]]] | None = None) -> None:
     """Point the state-derived gauges at the current store (once per runtime)."""
     for collector in _collectors:
         REGISTRY.unregister(collector)
-    _collectors[:] = [QueueGauges(count)] + ([JobGauges(count_jobs)] if count_jobs else [])
+    _collectors[:] = ([QueueGauges(count)] + ([JobGauges(count_jobs)] if count_jobs else [])
+                      + ([ScheduleGauges(schedules)] if schedules else []))
     for collector in _collectors:
         REGISTRY.register(collector)

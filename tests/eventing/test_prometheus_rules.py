@@ -211,6 +211,7 @@ KNOWN_VALUES: dict[tuple[str, str], set[str]] = {
     ("queue_manager_job_results_total", "status"): {s.value for s in JobStatus},
     ("queue_manager_errors_total", "kind"): _documented_values("queue_manager_errors"),
     ("queue_manager_telemetry_total", "outcome"): _documented_values("queue_manager_telemetry"),
+    ("queue_manager_schedule_ticks_total", "outcome"): _documented_values("queue_manager_schedule_ticks"),
 }
 
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?\s*(?=[{\[)\s]|$)")
