@@ -20,10 +20,12 @@ from shared.adapters.state import arango_aql as q
 try:
     from . import arango_standin_coverage as coverage
     from . import arango_standin_paths as paths
+    from . import arango_standin_records as records
     from .arango_standin_aql import ApiError, aql_cmp, aql_eq
 except ImportError:  # imported as a top-level module
     import arango_standin_coverage as coverage  # type: ignore[no-redef]
     import arango_standin_paths as paths  # type: ignore[no-redef]
+    import arango_standin_records as records  # type: ignore[no-redef]
     from arango_standin_aql import ApiError, aql_cmp, aql_eq  # type: ignore[no-redef]
 
 KINDS = {q.CREATE_QUERY: "create", q.REPLACE_QUERY: "replace", q.COUNTERS_QUERY: "counters",
@@ -38,6 +40,8 @@ DECLARED = {"create": ("@col", "@counters", "@coverage", "doc", "archive"),
             "waiting_for": ("@col", "target", "limit"), "active": ("@col", "symbol", "active"),
             "dataset": ("@col", "name"), "unindexed": ("@col", "limit", "format"), "ended": ("@col", "before", "limit"),
             "remove": ("@col", "@counters", "key", "rev"), "coverage": ("@coverage", "series", "first", "last")}
+KINDS.update(records.KINDS)  # the records' queries (tests/arango_standin_records.py)
+DECLARED.update(records.DECLARED)
 COLLECTIONS = ("@col", "@counters", "@coverage")
 WRITES = {"create": COLLECTIONS, "replace": COLLECTIONS, "remove": ("@col", "@counters"),
           "clear": ("@counters",), "put": ("@counters",)}
@@ -162,6 +166,8 @@ def execute(kind: str, cols: dict, bind: dict, new_rev: Any) -> list:
     if kind in ("create", "replace"):
         return _write(kind, found["@col"], found["@counters"], found["@coverage"], bind["doc"], new_rev,
                       bind.get("extra"))
+    if kind in records.DECLARED:
+        return records.execute(kind, found["@col"], bind)
     if kind == "coverage":
         return coverage.read(found["@coverage"].docs, bind, _read)
     if kind == "sum":

@@ -2,13 +2,14 @@
 
 Only these calls reach the server, and the test stand-in implements exactly
 them: document insert/get/replace (`If-Match`-free, `_rev` in the body with
-`ignoreRevs=false`), collection listing and creation, index creation, the AQL queries below, and
-stream transactions (`batch`: begin, the `x-arango-trx-id` header on the
-document calls and queries, commit, abort).
+`ignoreRevs=false`; the records' delete with `If-Match`), collection listing and creation, index
+creation, the AQL queries below and the records' (arango_records.py), and stream transactions
+(`batch`: begin, the `x-arango-trx-id` header on the document calls and queries, commit, abort).
 
 A document keeps its facts (`shared/core/facts.py`) in its `facts` attribute, where the
 indexes find them; the counters live in `<collection>_counters`, one document per counter,
-the coverage entries (facts `v`) in `<collection>_coverage`, one document per entry.
+the coverage entries (facts `v`) in `<collection>_coverage`, one document per entry, the
+records (`base.Records`) in `<collection>_records`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from shared.adapters.state.arango_aql import (
     REPLACE_QUERY,
 )
 from shared.adapters.state.arango_reads import IndexReads, _text
+from shared.adapters.state.arango_records import RECORDS_INDEXES, ArangoRecords
 from shared.adapters.state.arango_upkeep import archive_ended, rebuild_counters
 from shared.adapters.state.base import (
     ARCHIVED,
@@ -49,6 +51,7 @@ from shared.adapters.state.base import (
     AlreadyExists,
     GroupConflict,
     InvalidKey,
+    Records,
     RevisionConflict,
     SeenFacts,
     Texts,
@@ -79,6 +82,7 @@ class ArangoStore(IndexReads):
         self.counters_collection = f"{collection}_counters"
         self.archive_collection = f"{collection}_archive"
         self.coverage_collection = f"{collection}_coverage"
+        self.records_collection = f"{collection}_records"
         # One retry at most: Knative retries the whole delivery on our 503.
         self._client = ArangoClient(
             hosts=settings.url,
@@ -87,6 +91,7 @@ class ArangoStore(IndexReads):
         )
         self._db = self._client.db(settings.db, username=settings.user, password=settings.password)
         self._col = self._db.collection(collection)
+        self.records: Records = ArangoRecords(self, self.records_collection)  # created with the schema if indexed
         self._ready = False
         self._local = threading.local()  # .col and .db: this thread's transaction inside a batch
         self._batch_lock = threading.Lock()
@@ -115,7 +120,7 @@ class ArangoStore(IndexReads):
 
     def _ensure_schema(self) -> None:
         names = (self.collection, self.counters_collection, self.archive_collection,
-                 self.coverage_collection) if self.indexed else (self.collection,)
+                 self.coverage_collection, self.records_collection) if self.indexed else (self.collection,)
         for name in names:
             if not self._db.has_collection(name):
                 try:
@@ -132,6 +137,8 @@ class ArangoStore(IndexReads):
                 self._db.collection(self.archive_collection).add_index({**index, "inBackground": True})
             for index in COVERAGE_INDEXES:
                 self._db.collection(self.coverage_collection).add_index({**index, "inBackground": True})
+            for index in RECORDS_INDEXES:
+                self._db.collection(self.records_collection).add_index({**index, "inBackground": True})
         self._ready = True
 
     def _conflict(self, key: str) -> Exception:

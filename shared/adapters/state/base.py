@@ -83,8 +83,46 @@ class SeenFacts:
         return known and seen is not None and seen == facts
 
 
+# One record (shared.adapters.state.*_records): (key, document JSON, revision).
+Record = tuple[str, str, str]
+
+
+class Records(Protocol):
+    """Small documents beside the queues (schedules, groups), keyed `<kind>:<name>`: a
+    compare-and-set on a revision like the queues, a walk by key, and the ones due by a time
+    (an indexed `due` stamp, None for a record that is never due)."""
+
+    def put(self, key: str, doc: str, *, rev: str | None, due: str | None = None) -> str:
+        """Create (`rev` None) or replace the record at revision `rev`; return the new revision.
+
+        :raises AlreadyExists: `rev` None and the key is taken
+        :raises RevisionConflict: the record is gone or changed since `rev`
+        :raises InvalidKey:
+        """
+
+    def get(self, key: str) -> tuple[str, str] | None:
+        """(document JSON, revision), or None."""
+
+    def delete(self, key: str, *, rev: str | None = None) -> bool:
+        """Remove the record (at revision `rev` if given); False if there was none.
+
+        :raises RevisionConflict: it changed since `rev`
+        """
+
+    def scan(self, prefix: str, *, limit: int, after: str | None = None) -> list[Record]:
+        """The records whose key starts with `prefix`, by key, from past `after` (a key)."""
+
+    def due(self, prefix: str, before: str, limit: int) -> list[Record]:
+        """The records of `prefix` whose `due` is at or before `before`, earliest first."""
+
+    def count(self, prefix: str) -> int:
+        """How many records have a key starting with `prefix`."""
+
+
 class StateStore(Protocol):
     backend: str
+    records: Records
+    """Schedules and groups, beside the queues (`Records`)."""
 
     def create(self, key: str, doc: str, *, facts: str | None = None) -> str:
         """Insert the JSON document `doc` under `key`; return its revision. `facts`
@@ -164,3 +202,4 @@ class StateStore(Protocol):
         """:raises BackendUnavailable:"""
 
     def close(self) -> None: ...
+

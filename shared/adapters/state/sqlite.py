@@ -21,12 +21,14 @@ from shared.adapters.state.base import (
     AlreadyExists,
     InvalidKey,
     Pairs,
+    Records,
     RevisionConflict,
     SeenFacts,
     Texts,
     Triples,
     valid_key,
 )
+from shared.adapters.state.sqlite_records import SqliteRecords
 from shared.adapters.state.sqlite_schema import ADD, COVERAGE, DROP, FACT_COLUMNS, FACTS, OUTDATED, SCHEMA
 from shared.core import facts
 from shared.core.constants import QUEUE_COLLECTION
@@ -76,6 +78,7 @@ class SqliteStore:
             for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?"
                                             " AND name != ?", (f"{table}_unindexed_%", current)).fetchall():
                 self._db.execute(f'DROP INDEX IF EXISTS "{name}"')
+            self.records: Records = SqliteRecords(self._db, self._lock, f"{table}_records")
         except sqlite3.Error as e:
             raise BackendUnavailable("state", f"sqlite {path}: {e}") from e
 
