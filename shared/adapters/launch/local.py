@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from typing import Any
 
 from shared.core import constants
@@ -30,7 +31,8 @@ class LocalLauncher:
             folder = self._queue_dir(meta["labels"][constants.LABEL_QUEUE_ID])
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, f"{meta['name']}.json")
-            tmp = f"{path}.tmp"
+            # Two instances (or threads) launching the same Job at once each write their own file.
+            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
             with open(tmp, "w") as f:
                 json.dump(manifest, f, indent=2, sort_keys=True)
             os.replace(tmp, path)
