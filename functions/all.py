@@ -30,7 +30,7 @@ async def _by_content(request: Request, params: web.Params) -> Response:
     if ce_type == constants.CE_START_QUEUE or (ce_type is None and data.get("type") != "telemetry"):
         return await start_fn.start_queue(request, params)
     if (ce_type is not None and ce_type not in TELEMETRY_TYPES and not ce_type.startswith(cluster.EVENT_PREFIX)
-            and "symbol" in data):
+            and ("symbol" in data or "symbols" in data)):
         return await start_fn.start_queue(request, params)  # e.g. `func invoke`'s default event type
     # Telemetry, Job events, and anything else on the topics (acknowledged and ignored there).
     return await telemetry_fn.ingest(request, params)

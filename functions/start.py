@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import runtime
-from shared.api import query, web
+from shared.api import groups, query, web
 from shared.core import constants
 from shared.core.errors import ClientError
 from shared.core.models import QueueStart
@@ -23,6 +23,8 @@ async def start_queue(request: Request, params: web.Params) -> Response:
         raise ClientError(f"the start function takes {constants.CE_START_QUEUE}, not {inbound.ce_type}")
     if inbound.data is None:
         raise ClientError("empty body: send a queue, e.g. {symbol, time_range, requests: [...]}")
+    if groups.is_group(inbound.data):
+        return await groups.start_group(request, inbound)
     command = QueueStart.parse(inbound.data)
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -80,6 +82,7 @@ ROUTES = [
     web.route("POST", "/queues/{queue_id}/repair", repair_queue),
     web.route("POST", "/queues/start", start_queue),
     web.route("POST", "/queues", start_queue),
+    *groups.START_ROUTES,
 ]
 _ALL = web.table([*ROUTES, web.route("POST", "/", start_queue, role=web.DELIVERY), *web.common_routes(launcher=True)])
 

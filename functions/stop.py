@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import runtime
-from shared.api import web
+from shared.api import groups, web
 from shared.core import constants
 from shared.core.errors import ClientError
 from shared.core.models import QueueStop
@@ -82,6 +82,7 @@ ROUTES = [
     web.route("POST", "/sweep", run_sweep, role=web.DELIVERY),
     web.route("POST", "/queues/stop", stop_queue),
     web.route("POST", "/queues/{queue_id}/stop", stop_queue),
+    *groups.STOP_ROUTES,
 ]
 _ALL = web.table([*ROUTES, web.route("POST", "/", stop_queue, role=web.DELIVERY), *web.common_routes(launcher=True)])
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import examples
-from shared.api import public
+from shared.api import group_operations, public
 from shared.api.operations import Envelope, operations, ref, reply, secured
 from shared.core import constants
 from shared.core.models import (
@@ -60,7 +60,7 @@ def seed_examples() -> dict[str, dict[str, Any]]:
 
 def _queue_body() -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {
-        "schema": {"oneOf": [ref("QueueStart"), ref("QueueCreate")]},
+        "schema": {"oneOf": [ref("QueueStart"), ref("QueueCreate"), group_operations.group_start_schema()]},
         "examples": seed_examples()}}}
 
 
@@ -98,7 +98,7 @@ def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, 
     """The document; with `auth` (tokens configured), each guarded operation says so."""
     urls = public.URLS if urls is None else urls
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, function, operation in operations(_queue_body()):
+    for path, method, function, operation in [*operations(_queue_body()), *group_operations.operations()]:
         operation = {**operation, "x-function": function}
         if auth:
             operation = secured(path, method, operation)
@@ -115,7 +115,7 @@ def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, 
         "servers": servers or [{"url": urls.get("status") or "/",
                                 "description": "the status function (probes: any function)"}],
         "tags": [{"name": "queues"}, {"name": "coverage"}, {"name": "jobs"}, {"name": "events"},
-                 {"name": "probes"}],
+                 {"name": "groups"}, {"name": "probes"}],
         "paths": paths,
         "components": {"schemas": _schemas(), **({"securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",

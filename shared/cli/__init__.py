@@ -23,8 +23,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, NoReturn, TextIO
 
-from shared.cli import coverage
-from shared.cli.api import OK, QUEUE_ERROR, QUEUE_STOPPED, UNREACHABLE, USAGE, Api, CliError
+from shared.cli import coverage, groups
+from shared.cli.api import OK, QUEUE_ERROR, QUEUE_STOPPED, UNREACHABLE, USAGE, Api, CliError, read_json
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINAL_CODES = {"finished": OK, "error": QUEUE_ERROR, "stopped": QUEUE_STOPPED}
@@ -141,18 +141,6 @@ def watch(api: Api, queue_id: str, out: TextIO, as_json: bool) -> int:
 
 # -- commands -----------------------------------------------------------------
 
-def _payload(path: str) -> Any:
-    try:
-        if path == "-":
-            return json.loads(sys.stdin.read())
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as e:
-        raise CliError(USAGE, f"cannot read {path}: {e.strerror}") from None
-    except ValueError as e:
-        raise CliError(USAGE, f"{path} is not JSON: {e}") from None
-
-
 def _row(*cells: Any) -> str:
     return "{:>3} {:<16} {:<22} {}".format(*cells)
 
@@ -160,6 +148,8 @@ def _row(*cells: Any) -> str:
 def _text(args: argparse.Namespace, reply: dict[str, Any], out: TextIO) -> list[str]:
     """What a command prints without --json."""
     data, message = reply["data"], reply.get("message", "")
+    if args.command == "start" and "group_id" in data:
+        return groups.start_lines(message, data)
     if args.command == "start":
         return [f"{message}: {data['queue_id']} ({len(data['jobs'])} jobs)",
                 *(_row(i + 1, j["target"], j["type"], f"{j['status']:<9} {j['id']}")
@@ -204,10 +194,12 @@ def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
         return watch(api, args.queue_id, out, args.json)
     if args.command in coverage.COMMANDS:
         return coverage.run(args, api, out)
+    if args.command in groups.COMMANDS:
+        return groups.run(args, api, out)
     qid = urllib.parse.quote(getattr(args, "queue_id", ""), safe="")
     if args.command in ("start", "plan"):
         key = getattr(args, "idempotency_key", None)
-        reply = api.call("POST", f"/queues/{args.command}", _payload(args.file),
+        reply = api.call("POST", f"/queues/{args.command}", groups.start_body(read_json(args.file), args),
                          {"Idempotency-Key": key} if key else None)
     elif args.command == "stop":
         reply = api.call("POST", f"/queues/{qid}/stop", {"reason": args.reason} if args.reason else None)
@@ -222,6 +214,8 @@ def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
         print(json.dumps(reply["data"], indent=None if following else 2), file=out, flush=True)
     else:
         print("\n".join(_text(args, reply, out)), file=out, flush=True)
+    if following and "group_id" in reply["data"]:
+        return groups.watch(api, reply["data"]["group_id"], out, args.json)
     return watch(api, reply["data"]["queue_id"], out, args.json) if following else OK
 
 
@@ -245,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "start":
             sub.add_argument("--watch", action="store_true", help="then follow it; exit code as for watch")
             sub.add_argument("--idempotency-key", help="the same key never starts the queue twice")
+            groups.add_start_options(sub)
     for name, text in (("stop", "stop a queue"), ("show", "a queue and its jobs"), ("retry", "retry a failed queue"),
                        ("watch", "follow a queue live; exit 0 finished, 1 error, 2 stopped")):
         sub = commands.add_parser(name, parents=[common], help=text)
@@ -256,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--symbol")
     ls.add_argument("--limit", type=int, default=50)
     coverage.add_commands(commands, common)
+    groups.add_commands(commands, common)
     return root
 
 

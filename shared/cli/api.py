@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -93,3 +94,16 @@ class Api:
                         id_ = value
         except (OSError, http.client.HTTPException) as e:  # dropped mid-stream: the caller reconnects
             raise CliError(UNREACHABLE, f"lost the stream from {self.url}: {e}") from None
+
+
+def read_json(path: str) -> Any:
+    """A JSON file's content, or stdin's for `-`."""
+    try:
+        if path == "-":
+            return json.loads(sys.stdin.read())
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise CliError(USAGE, f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise CliError(USAGE, f"{path} is not JSON: {e}") from None

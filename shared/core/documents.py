@@ -127,6 +127,7 @@ class QueueState(BaseModel):
     )
     jobs: list[JobState] = Field(default=[])
     idempotency_key: str | None = None
+    group: str | None = Field(default=None, description="The group (`symbols` start) the queue belongs to")
     request_hash: str | None = None
     outbox: list[dict[str, Any]] = Field(
         default=[], description="Events written with the state, not yet published"

@@ -66,9 +66,12 @@ class QueueService(Context):
     """The use cases behind one facade, for the functions and the sweep: each method hands the
     ports (this object is the `Context`) to the module that does the work."""
 
+    queue_id_for = staticmethod(queue_id_for)
+
     # -- start -------------------------------------------------------------
 
-    def start(self, command: QueueStart, *, idempotency_key: str | None = None) -> Started:
+    def start(self, command: QueueStart, *, idempotency_key: str | None = None, group: str | None = None
+              ) -> Started:
         """Record the queue, launch what can start now, publish `queue.started`.
 
         A repeat with the same idempotency key returns the same queue and
@@ -97,12 +100,14 @@ class QueueService(Context):
         state.skipped = decision.skipped
         state.idempotency_key = idempotency_key
         state.request_hash = _hash(command)
+        state.group = group
         outbox.add(state, channel=EVENTS, type_=constants.CE_QUEUE_STARTED, id_=f"{queue_id}/started",
                    source=self.source, now=stamp,
                    data={"queue_id": queue_id, "symbol": state.symbol, "time_range": state.time_range,
                          "jobs": [{"id": j.id, "target": j.target, "type": j.type,
                                    **({"period": j.period} if j.period else {})} for j in state.jobs],
-                         **({"skipped": decision.skipped} if decision.skipped else {})})
+                         **({"skipped": decision.skipped} if decision.skipped else {}),
+                         **({"group": group} if group else {})})
         admission.check_overlap(self.store, command, queue_id)
         created = True
         try:

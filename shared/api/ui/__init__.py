@@ -65,7 +65,7 @@ def _asset(root: str, name: str, allowed: frozenset[str], *, cacheable: bool) ->
     return Response(_read(root, name), media_type=kind, headers=_headers(cacheable))
 
 
-OWN_FILES = frozenset({"app.js", "app.css", "coverage.js", "docs.js", "docs.css"})
+OWN_FILES = frozenset({"app.js", "app.css", "coverage.js", "groups.js", "docs.js", "docs.css"})
 
 
 async def docs_page(request: Request, params: web.Params) -> Response:
