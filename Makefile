@@ -55,7 +55,7 @@ servers:
 	bash tests/infra/kafka/fetch.sh
 	@bash tests/infra/dataplane/build.sh java & java=$$!; \
 	bash tests/infra/k8s/build.sh && bash tests/infra/knative/build.sh && bash tests/infra/func/build.sh \
-	  && bash tests/infra/dataplane/build.sh adapter queue promtool registry kustomize; rc=$$?; \
+	  && bash tests/infra/dataplane/build.sh adapter mtping queue promtool registry kustomize cronref; rc=$$?; \
 	wait $$java || rc=1; exit $$rc
 
 # The container image (Containerfile), built without a Docker daemon: a Debian base from
@@ -91,6 +91,7 @@ bench: bytecode servers image
 	$(BIN)/python -m tests.bench.scale_bench
 	$(BIN)/python -m tests.bench.index_cost_bench
 	$(BIN)/python -m tests.bench.backfill_bench
+	$(BIN)/python -m tests.bench.schedule_bench
 
 demo: install
 	@dir=$$(mktemp -d); \

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import runtime
-from shared.api import groups, query, web
+from shared.api import groups, query, schedules, web
 from shared.core import constants
 from shared.core.errors import ClientError
 from shared.core.models import QueueStart
@@ -83,6 +83,7 @@ ROUTES = [
     web.route("POST", "/queues/start", start_queue),
     web.route("POST", "/queues", start_queue),
     *groups.START_ROUTES,
+    *schedules.START_ROUTES,
 ]
 _ALL = web.table([*ROUTES, web.route("POST", "/", start_queue, role=web.DELIVERY), *web.common_routes(launcher=True)])
 

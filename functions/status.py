@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from shared import runtime
 from shared.adapters.bus import LocalBus
-from shared.api import groups, live, openapi, query, ui, web
+from shared.api import groups, live, openapi, query, schedules, ui, web
 from shared.core import fields, lifecycle, progress
 from shared.core.errors import ClientError
 from shared.core.models import QueueState, QueueStatus
@@ -118,6 +118,7 @@ ROUTES = [
     web.route("POST", "/queues/{queue_id}/drift", drift_report),
     web.route("GET", "/coverage", get_coverage),
     *groups.STATUS_ROUTES,
+    *schedules.STATUS_ROUTES,
     web.route("GET", "/openapi.json", openapi_json, role=web.OPEN),
     *ui.ROUTES,  # /docs (Swagger UI), /ui (live dashboard)
 ]

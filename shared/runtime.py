@@ -18,6 +18,7 @@ from shared.api import web
 from shared.core.config import Settings
 from shared.core.constants import LEASE_COLLECTION
 from shared.core.errors import BackendUnavailable
+from shared.services import schedules
 from shared.services.intake import Intake
 from shared.services.service import QueueService
 
@@ -71,7 +72,8 @@ def get() -> Runtime:
                 bus = open_bus(settings)
                 leases = open_store(settings, LEASE_COLLECTION) if settings.jobs.limits else None
                 service = QueueService(settings, store, bus, leases=leases)
-                metrics.bind_state(store.count_by_status, service.job_counts)
+                metrics.bind_state(store.count_by_status, service.job_counts,
+                                   schedules=functools.partial(schedules.gauges, service))
                 _current = Runtime(settings, store, bus, service)
     return _current
 

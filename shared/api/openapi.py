@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import examples
-from shared.api import group_operations, public
+from shared.api import group_operations, public, schedule_operations
 from shared.api.operations import Envelope, operations, ref, reply, secured
 from shared.core import constants
 from shared.core.models import (
@@ -25,9 +25,10 @@ from shared.core.models import (
     QueueStop,
     Telemetry,
 )
+from shared.core.schedules import ScheduleSpec
 
 _MODELS: tuple[type[BaseModel], ...] = (QueueCreate, QueueStart, QueueStop, Telemetry, QueueState,
-                                        JobState, Envelope)
+                                        JobState, Envelope, ScheduleSpec)
 _REF = "#/components/schemas/{model}"
 _SUMMARIES = {
     "historical": "Historical pipeline (seed example 1)",
@@ -98,7 +99,8 @@ def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, 
     """The document; with `auth` (tokens configured), each guarded operation says so."""
     urls = public.URLS if urls is None else urls
     paths: dict[str, dict[str, Any]] = {}
-    for path, method, function, operation in [*operations(_queue_body()), *group_operations.operations()]:
+    for path, method, function, operation in [*operations(_queue_body()), *group_operations.operations(),
+                                          *schedule_operations.operations()]:
         operation = {**operation, "x-function": function}
         if auth:
             operation = secured(path, method, operation)
@@ -115,7 +117,7 @@ def document(servers: list[dict[str, str]] | None = None, *, urls: Mapping[str, 
         "servers": servers or [{"url": urls.get("status") or "/",
                                 "description": "the status function (probes: any function)"}],
         "tags": [{"name": "queues"}, {"name": "coverage"}, {"name": "jobs"}, {"name": "events"},
-                 {"name": "groups"}, {"name": "probes"}],
+                 {"name": "groups"}, {"name": "schedules"}, {"name": "probes"}],
         "paths": paths,
         "components": {"schemas": _schemas(), **({"securitySchemes": {"bearer": {
             "type": "http", "scheme": "bearer",

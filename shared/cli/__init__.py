@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, NoReturn, TextIO
 
-from shared.cli import coverage, groups
+from shared.cli import coverage, groups, schedules
 from shared.cli.api import OK, QUEUE_ERROR, QUEUE_STOPPED, UNREACHABLE, USAGE, Api, CliError, read_json
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -196,6 +196,8 @@ def run(args: argparse.Namespace, api: Api, out: TextIO) -> int:
         return coverage.run(args, api, out)
     if args.command in groups.COMMANDS:
         return groups.run(args, api, out)
+    if args.command in schedules.COMMANDS:
+        return schedules.run(args, api, out)
     qid = urllib.parse.quote(getattr(args, "queue_id", ""), safe="")
     if args.command in ("start", "plan"):
         key = getattr(args, "idempotency_key", None)
@@ -252,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=50)
     coverage.add_commands(commands, common)
     groups.add_commands(commands, common)
+    schedules.add_commands(commands, common)
     return root
 
 

@@ -21,8 +21,8 @@ would load "yesterday" twice). A search looks at most five years ahead.
 from __future__ import annotations
 
 import calendar
-import re
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo

@@ -115,7 +115,8 @@ class Schedule(ScheduleSpec):
         return f"schedule/{self.name}/{self.uid}/{fire}"
 
     def last_queue(self) -> Run | None:
-        return next((run for run in reversed(self.runs) if run.queue_id), None)
+        """The latest run that started a queue or a group."""
+        return next((run for run in reversed(self.runs) if run.queue_id or run.group_id), None)
 
     def advance(self, until: dt.datetime) -> None:
         """Handled up to `until`: the next fire time after it is due."""

@@ -38,7 +38,7 @@ EXPECTED_KNATIVE = {
     "Trigger/queue-start", "Trigger/queue-stop",
     "KafkaSink/queue-events", "KafkaSink/queue-control-dlq",
     "ApiServerSource/queue-manager-jobs",
-    "PingSource/queue-manager-sweep",
+    "PingSource/queue-manager-sweep", "PingSource/queue-manager-schedules",
 }
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 300)

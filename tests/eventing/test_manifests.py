@@ -70,6 +70,8 @@ def test_sources_sink_into_the_right_function():
             assert (doc["spec"]["sink"]["ref"]["name"], doc["spec"]["sink"]["uri"]) == ("queue-stop", "/sweep")
         else:
             assert doc["spec"]["sink"]["ref"]["name"] == "queue-telemetry"
+    [ticks] = _docs("schedules.yaml")
+    assert (ticks["spec"]["sink"]["ref"]["name"], ticks["spec"]["sink"]["uri"]) == ("queue-start", "/schedules/tick")
     [source] = _docs("kafka-source.yaml")
     assert source["spec"]["topics"] == [Settings.from_env({}).kafka.control_topic]
     assert source["spec"]["delivery"]["backoffPolicy"] == "exponential"

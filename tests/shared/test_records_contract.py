@@ -275,3 +275,16 @@ def test_standin_checks_the_records_queries_bind_parameters(standin, query, bind
     finally:
         client.close()
         store.close()
+
+
+def test_a_record_deleted_and_created_again_refuses_the_old_revision(store, kind):
+    """A reader holding the revision of the record before it was deleted must not overwrite the
+    one created since under the same key (revisions are never given out twice)."""
+    old = store.records.put(kind + "a", _doc(n=1), rev=None)
+    assert store.records.delete(kind + "a")
+    store.records.put(kind + "a", _doc(n=2), rev=None)
+    with pytest.raises(RevisionConflict):
+        store.records.put(kind + "a", _doc(n=3), rev=old)
+    with pytest.raises(RevisionConflict):
+        store.records.delete(kind + "a", rev=old)
+    assert json.loads(store.records.get(kind + "a")[0]) == {"n": 2}

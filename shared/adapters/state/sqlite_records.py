@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from typing import Any
 
 from shared.adapters.state.base import AlreadyExists, InvalidKey, Record, RevisionConflict, valid_key
 from shared.core.errors import BackendUnavailable
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, rev INTEGER NOT NULL, doc TEXT NOT NULL, due TEXT);
+CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, rev TEXT NOT NULL, doc TEXT NOT NULL, due TEXT);
 CREATE INDEX IF NOT EXISTS {table}_due ON {table} (due, key) WHERE due IS NOT NULL;
 """
+
+
+def _revision() -> str:
+    """Unique per write, as ArangoDB's `_rev`: a record deleted and created again does not take
+    a revision an old reader still holds (which a counter from 1 would give it back)."""
+    return uuid.uuid4().hex[:16]
 
 
 def _upper(prefix: str) -> str:
@@ -41,21 +48,18 @@ class SqliteRecords:
     def put(self, key: str, doc: str, *, rev: str | None, due: str | None = None) -> str:
         if not valid_key(key):
             raise InvalidKey(key)
+        new = _revision()
         if rev is None:
             try:
-                self._run(f"INSERT INTO {self.table} (key, rev, doc, due) VALUES (?, 1, ?, ?)", (key, doc, due))
+                self._run(f"INSERT INTO {self.table} (key, rev, doc, due) VALUES (?, ?, ?, ?)", (key, new, doc, due))
             except sqlite3.IntegrityError as e:
                 raise AlreadyExists(key) from e
-            return "1"
-        try:
-            old = int(rev)
-        except ValueError:
-            raise RevisionConflict(key) from None
+            return new
         [changed] = self._run(f"UPDATE {self.table} SET rev = ?, doc = ?, due = ? WHERE key = ? AND rev = ?",
-                              (old + 1, doc, due, key, old))
+                              (new, doc, due, key, rev))
         if changed != 1:
             raise RevisionConflict(key)
-        return str(old + 1)
+        return new
 
     def get(self, key: str) -> tuple[str, str] | None:
         if not valid_key(key):
