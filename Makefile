@@ -92,6 +92,7 @@ bench: bytecode servers image
 	$(BIN)/python -m tests.bench.index_cost_bench
 	$(BIN)/python -m tests.bench.backfill_bench
 	$(BIN)/python -m tests.bench.schedule_bench
+	$(BIN)/python -m tests.bench.group_bench
 
 demo: install
 	@dir=$$(mktemp -d); \

@@ -21,16 +21,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.adapters.state import AlreadyExists
-from shared.core import progress
+from shared.core import partitions
 from shared.core.clock import now
-from shared.core.errors import ClientError, Conflict, InvalidInput, LaunchRefused, NotFound
-from shared.core.models import JobStatus, QueueStart, QueueState, QueueStatus
-from shared.services import admission
+from shared.core.errors import BackendUnavailable, Conflict, InvalidInput, LaunchRefused
+from shared.core.models import QueueStart, QueueStatus
+from shared.services import admission, group_state
 
 # Group ids derived from idempotency keys: a namespace apart from the queues'.
 _GROUP_NAMESPACE = uuid.UUID("b3c1e6f4-8a2d-4f7e-9c51-2d6e0a9f4b37")
-PREFIX = "group:"
+PREFIX = group_state.PREFIX
 MAX_SYMBOLS = 500
+STOP_CHECK = 10
+"""A group start re-reads its record every this many queues: a stop of the group ends it."""
+MAX_JOBS = 20_000
+"""Jobs per group start: each is planned, stored and admitted in the one request."""
 # An error is worse than a stop; a queue covered by others loaded nothing and needs nothing.
 _ENDED = {QueueStatus.FINISHED.value: 0, "covered": 0, QueueStatus.STOPPED.value: 1, QueueStatus.ERROR.value: 2}
 
@@ -73,7 +77,7 @@ def parse(payload: dict[str, Any]) -> list[QueueStart]:
                 if shown not in bad:  # the template's mistakes, once (not once per symbol)
                     bad.append(shown)
     if bad:
-        named = sorted({str(symbols[int(d["loc"][2])]) for d in bad if d["loc"][1] == "symbols"})
+        named = sorted({str(symbols[int(d["loc"][2])]) for d in bad if d["loc"][1:2] == ["symbols"]})
         raise InvalidInput("invalid group: " + (f"bad symbol(s) {', '.join(named)}" if named else
                                                 "the queue template is invalid"), details=bad[:50])
     seen: dict[str, int] = {}
@@ -82,6 +86,11 @@ def parse(payload: dict[str, Any]) -> list[QueueStart]:
             raise InvalidInput(f"symbol {command.symbol} is listed twice (items {seen[command.symbol]} and {i})",
                                details=[{"loc": ["body", "symbols", str(i)], "msg": "repeated"}])
         seen[command.symbol] = i
+    jobs = len(partitions.units(commands[0])) * len(commands)  # one template: each symbol as many
+    if jobs > MAX_JOBS:
+        raise InvalidInput(f"the group would make {jobs} Jobs ({len(commands)} symbols of "
+                           f"{jobs // len(commands)}); at most {MAX_JOBS}: split it, or partition less finely",
+                           details=[{"loc": ["body", "symbols"], "msg": f"{jobs} jobs over {MAX_JOBS}"}])
     return commands
 
 
@@ -158,105 +167,34 @@ def start(service: Any, commands: list[QueueStart] | dict[str, Any], *, idempote
     if stored is not None and json.loads(stored[0])["request_hash"] != digest:
         raise Conflict(f"idempotency key {idempotency_key!r} was used for a different group payload")
     queues = []
-    for command, key in zip(commands, keys, strict=True):
+    covered: list[str] = []
+    refused: dict[str, str] = {}
+    for i, (command, key) in enumerate(zip(commands, keys, strict=True)):
+        queue_id = service.queue_id_for(key)
+        if i % STOP_CHECK == 0 and group_state.record(service, group_id).get("stopped_at"):
+            queues += [{"symbol": c.symbol, "queue_id": service.queue_id_for(k), "status": "not_started"}
+                       for c, k in zip(commands[i:], keys[i:], strict=True)]
+            break  # the group was stopped meanwhile: what it has not started, it does not start
         try:
             result = service.start(command, idempotency_key=key, group=group_id)
-            status = result.state.status.value if result.state is not None else "covered"
+            shown = result.state.status.value if result.state is not None else "covered"
         except LaunchRefused:  # recorded and failed: the group shows it, its other queues go on
-            status = QueueStatus.ERROR.value
-        queues.append({"symbol": command.symbol, "queue_id": service.queue_id_for(key), "status": status})
-    return {"group_id": group_id, "queues": queues, "created": created}
+            shown = QueueStatus.ERROR.value
+        except Conflict as e:  # an overlapping queue started since the check: this one waits for a replay
+            shown, refused[command.symbol] = "refused", e.message
+        except BackendUnavailable as e:
+            e.details.append({"group_id": group_id, "retry": "repeat the start with the same key"})
+            raise
+        if shown == "covered":
+            covered.append(command.symbol)
+        queues.append({"symbol": command.symbol, "queue_id": queue_id, "status": shown,
+                       **({"message": refused[command.symbol]} if command.symbol in refused else {})})
+    group_state.note_outcomes(service, group_id, covered, refused,
+                              [q["symbol"] for q in queues if q["status"] not in ("refused", "not_started")])
+    return {"group_id": group_id, "queues": queues, "created": created,
+            **({"refused": refused} if refused else {})}
 
 
-def record(service: Any, group_id: str) -> dict[str, Any]:
-    """:raises NotFound:"""
-    found = service.store.records.get(PREFIX + group_id)
-    if found is None:
-        raise NotFound(f"no group {group_id}")
-    return json.loads(found[0])  # type: ignore[no-any-return]
-
-
-def _members(service: Any, doc: dict[str, Any]) -> list[tuple[str, str, QueueState | None]]:
-    """(symbol, queue_id, queue or None: nothing to load, other queues covered every period)."""
-    out: list[tuple[str, str, QueueState | None]] = []
-    for symbol, queue_id in zip(doc["symbols"], doc["queue_ids"], strict=True):
-        try:
-            out.append((symbol, queue_id, service.get(queue_id)))
-        except NotFound:
-            out.append((symbol, queue_id, None))
-    return out
-
-
-def _progress(state: QueueState) -> float:
-    shares = [progress.fraction(j.status, j.last_loaded_timestamp, state.range_of(j)) for j in state.jobs]
-    return round(sum(shares) / len(shares), 4) if shares else 0.0
-
-
-def aggregate(statuses: list[str]) -> str:
-    """The group's status from its queues' (the rule in this module's docstring)."""
-    for active, shown in ((QueueStatus.LOADING, "running"), (QueueStatus.STOPPING, "stopping"),
-                          (QueueStatus.PENDING, "pending")):
-        if active.value in statuses:
-            return shown
-    worst = max((_ENDED.get(s, 2) for s in statuses), default=0)
-    return {0: "finished", 1: "stopped", 2: "error"}[worst]
-
-
-def status(service: Any, group_id: str) -> dict[str, Any]:
-    """The group with its queues, their statuses and progress. :raises NotFound:"""
-    doc = record(service, group_id)
-    queues: list[dict[str, Any]] = []
-    counts: dict[str, int] = {}
-    done = total = 0
-    for symbol, queue_id, state in _members(service, doc):
-        shown = state.status.value if state is not None else "covered"
-        counts[shown] = counts.get(shown, 0) + 1
-        if state is not None:
-            total += len(state.jobs)
-            done += sum(j.status == JobStatus.FINISHED for j in state.jobs)
-        queues.append({"symbol": symbol, "queue_id": queue_id, "status": shown,
-                       "progress": _progress(state) if state is not None else 1.0})
-    return {"group_id": doc["id"], "status": aggregate([q["status"] for q in queues]),
-            "created_at": doc["created_at"], "time_range": doc["time_range"], "requests": doc["requests"],
-            "progress": round(done / total, 4) if total else 1.0, "jobs": {"finished": done, "total": total},
-            "counts": counts, "queues": queues}
-
-
-def listing(service: Any, *, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """Groups by id (the records' key order), `limit` from past `after`; and the next cursor."""
-    rows = service.store.records.scan(PREFIX, limit=limit, after=PREFIX + after if after else None)
-    groups = []
-    for _, text, _ in rows:
-        doc = json.loads(text)
-        groups.append({"group_id": doc["id"], "symbols": len(doc["symbols"]), "created_at": doc["created_at"],
-                       "time_range": doc["time_range"], "requests": doc["requests"]})
-    return groups, (groups[-1]["group_id"] if len(rows) == limit else None)
-
-
-def stop(service: Any, group_id: str, *, reason: str | None) -> list[dict[str, Any]]:
-    """Stop every active queue of the group; ended ones are reported as they are."""
-    out = []
-    for symbol, queue_id, state in _members(service, record(service, group_id)):
-        if state is None:
-            out.append({"symbol": symbol, "queue_id": queue_id, "status": "covered", "changed": False})
-            continue
-        if state.status.value in _ENDED:
-            stopped, changed = state, False
-        else:
-            stopped, changed = service.stop(queue_id, reason=reason)
-        out.append({"symbol": symbol, "queue_id": queue_id, "status": stopped.status.value, "changed": changed})
-    return out
-
-
-def retry(service: Any, group_id: str) -> list[dict[str, Any]]:
-    """Retry every queue of the group in error; the others are left alone."""
-    out = []
-    for symbol, queue_id, state in _members(service, record(service, group_id)):
-        shown, retried = (state.status.value if state is not None else "covered"), False
-        if state is not None and state.status == QueueStatus.ERROR:
-            try:
-                shown, retried = service.retry(queue_id).status.value, True
-            except ClientError:  # no longer failed (retried meanwhile), or archived
-                shown = service.get(queue_id).status.value
-        out.append({"symbol": symbol, "queue_id": queue_id, "status": shown, "retried": retried})
-    return out
+# The group as it stands, its stop and retry: shared/services/group_state.py.
+aggregate, listing, record = group_state.aggregate, group_state.listing, group_state.record
+status, stop, retry = group_state.status, group_state.stop, group_state.retry
