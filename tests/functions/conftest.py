@@ -9,6 +9,7 @@ import pytest
 
 from shared import runtime
 from tests.backends import BACKENDS, state_env
+from tests.functions.schedule_support import Clock
 
 
 @pytest.fixture(autouse=True, params=BACKENDS)
@@ -23,3 +24,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         runtime.reset()
         yield request.param
         runtime.reset()
+
+
+@pytest.fixture
+def moved(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The clock of the schedules' tests, moved by the test (tests/functions/schedule_support.py)."""
+    return Clock(monkeypatch)

@@ -79,3 +79,12 @@ def queues(client: Any, symbol: str = "BTCUSDT") -> list[dict[str, Any]]:
     r = client("status").get("/queues", params={"symbol": symbol, "limit": 500})
     assert r.status_code == 200, r.text
     return list(r.json()["data"])
+
+
+def finish(client: Any, queue_id: str) -> None:
+    r = client("status").get(f"/queues/{queue_id}")
+    for job in r.json()["data"]["jobs"]:
+        body = {"type": "telemetry", "queue_id": queue_id, "job_id": job["id"], "status": "finished",
+                "records_written": 10}
+        assert client("telemetry").post("/", json=body).status_code == 200
+    assert client("status").get(f"/queues/{queue_id}").json()["data"]["status"] == "finished"
