@@ -29,17 +29,15 @@ the probes). pprof moves with ``PROFILING_PORT``: each instance gets a free port
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tests.infra.children import die_with_parent, free_port
+from tests.infra.adapter_process import AdapterError, AdapterProcess
+from tests.infra.children import free_port
 
 INFRA_DIR = Path(__file__).resolve().parent
 BUILD_SCRIPT = INFRA_DIR / "dataplane" / "build.sh"
@@ -72,8 +70,6 @@ OBSERVABILITY = {
 }
 
 
-class AdapterError(RuntimeError):
-    """The adapter could not be built, configured or started."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -233,7 +229,7 @@ def write_kubeconfig(path: Path, *, server: str, ca_path: Path, token: str, user
 # -------------------------------------------------------------------------------------------
 
 
-class ApiServerSourceAdapter:
+class ApiServerSourceAdapter(AdapterProcess):
     """One receive adapter for ``source`` (an ApiServerSource document) in ``namespace``,
     delivering to ``sink`` and talking to the API server as the token's account.
 
@@ -246,72 +242,20 @@ class ApiServerSourceAdapter:
         self.source = source
         self.namespace = namespace
         self.sink = sink
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.env = adapter_env(source, namespace=namespace, sink=sink, namespaces=namespaces,
-                               all_namespaces=all_namespaces)
         self.profiling_port = free_port()
         tag = f"{source['metadata']['name']}-{namespace}-{self.profiling_port}"
+        super().__init__(workdir, f"apiserver-adapter-{tag}.log")
+        self.env = adapter_env(source, namespace=namespace, sink=sink, namespaces=namespaces,
+                               all_namespaces=all_namespaces)
         self.kubeconfig = write_kubeconfig(self.workdir / f"{tag}.kubeconfig", server=server, ca_path=ca_path,
                                            token=token, user=service_account(source))
-        self.log_path = self.workdir / f"apiserver-adapter-{tag}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ApiServerSourceAdapter:
-        env = {**self.env, "KUBECONFIG": str(self.kubeconfig), "PROFILING_PORT": str(self.profiling_port),
-               "HOME": str(self.workdir), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([str(binary())], env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
-                                     preexec_fn=die_with_parent(signal.SIGTERM))
+        env = {**self.env, "KUBECONFIG": str(self.kubeconfig), "PROFILING_PORT": str(self.profiling_port)}
         want = set(reflector_names(self.env["K_SOURCE_CONFIG"]))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise AdapterError(f"the adapter exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if want <= set(self.watching()):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise AdapterError(f"the adapter did not establish its watches {sorted(want)} in {timeout}s:\n"
-                           f"{self.log_tail()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL; nothing is delivered after this returns."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    # -- what it logged ---------------------------------------------------------------------
-
-    def lines(self) -> list[str]:
-        try:
-            return self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-
-    def records(self) -> list[dict[str, Any]]:
-        """Its zap (JSON) log records."""
-        out = []
-        for line in self.lines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    out.append(json.loads(line))
-        return out
+        self.spawn(binary(), env, lambda: want <= set(self.watching()), timeout,
+                   f"establish its watches {sorted(want)}")
+        return self
 
     def watching(self) -> list[str]:
         """The watches established so far (client-go's "Caches populated", klog text format)."""
@@ -330,5 +274,3 @@ class ApiServerSourceAdapter:
         """Events the adapter gave up on (the sink's answer or transport error in ``error``)."""
         return [r for r in self.records() if r.get("msg") == "failed to send cloudevent"]
 
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.lines()[-lines:])

@@ -36,18 +36,15 @@ moves with ``PROFILING_PORT`` (a free port each); no metrics server runs (protoc
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from tests.infra.apiserver_source import AdapterError, write_kubeconfig
-from tests.infra.children import die_with_parent, free_port
+from tests.infra.adapter_process import AdapterError, AdapterProcess
+from tests.infra.apiserver_source import write_kubeconfig
+from tests.infra.children import free_port
 from tests.infra.ping_source_controller import (  # noqa: F401 - the module's API
     ACCOUNT,
     COMPONENT,
@@ -84,76 +81,28 @@ def binary() -> Path:
 
 
 
-class PingSourceAdapter:
+class PingSourceAdapter(AdapterProcess):
     """One mtping process, as the ServiceAccount ``pingsource-mt-adapter`` (``token``).
 
     ``start(key)`` returns once the adapter has scheduled the PingSource ``key``
     ("namespace/name"): it holds the lease and has seen the source Ready. ``sent()``,
     ``finished()`` and ``failed()`` read what it logged about each tick."""
 
+    name = "mtping"
+
     def __init__(self, *, server: str, ca_path: Path, token: str, workdir: Path) -> None:
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.env = adapter_env(configmaps())
         self.profiling_port = free_port()
+        super().__init__(workdir, f"mtping-{self.profiling_port}.log")
+        self.env = adapter_env(configmaps())
         self.kubeconfig = write_kubeconfig(self.workdir / f"mtping-{self.profiling_port}.kubeconfig",
                                            server=server, ca_path=ca_path, token=token, user=ACCOUNT)
-        self.log_path = self.workdir / f"mtping-{self.profiling_port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self, key: str, timeout: float = 60.0) -> PingSourceAdapter:
-        env = {**self.env, "KUBECONFIG": str(self.kubeconfig), "PROFILING_PORT": str(self.profiling_port),
-               "HOME": str(self.workdir), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([str(binary())], env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
-                                     preexec_fn=die_with_parent(signal.SIGTERM))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise AdapterError(f"mtping exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if key in self.scheduled():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise AdapterError(f"mtping did not schedule {key} in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (past second 55 the adapter holds on until the next minute), then SIGKILL."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        env = {**self.env, "KUBECONFIG": str(self.kubeconfig), "PROFILING_PORT": str(self.profiling_port)}
+        self.spawn(binary(), env, lambda: key in self.scheduled(), timeout, f"schedule {key}")
+        return self
 
     # -- what it logged ---------------------------------------------------------------------
-
-    def lines(self) -> list[str]:
-        try:
-            return self.log_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return []
-
-    def records(self) -> list[dict[str, Any]]:
-        """Its zap (JSON) log records."""
-        out = []
-        for line in self.lines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    out.append(json.loads(line))
-        return out
 
     def scheduled(self) -> list[str]:
         """The keys of the sources it (re)scheduled (``Update``: "Synchronizing schedule")."""
@@ -175,5 +124,3 @@ class PingSourceAdapter:
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.records() if str(r.get("msg", "")).startswith(FAILED)]
 
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.lines()[-lines:])
