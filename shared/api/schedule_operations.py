@@ -12,9 +12,12 @@ NAME = {"name": "name", "in": "path", "required": True, "description": "The sche
         "schema": {"type": "string", "pattern": schedules.NAME.pattern}}
 
 
-def _named(operation_id: str, summary: str, ok: str, *codes: str) -> dict[str, Any]:
+UNREADABLE = "Stored in a form this version cannot read: delete it and create it again"
+
+
+def _named(operation_id: str, summary: str, ok: str, *codes: str, unreadable: bool = True) -> dict[str, Any]:
     return {"operationId": operation_id, "summary": summary, "tags": ["schedules"], "parameters": [NAME],
-            "responses": answers(ok, *codes)}
+            "responses": answers(ok, *codes, **({"_409": UNREADABLE} if unreadable else {}))}
 
 
 def operations() -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -38,7 +41,8 @@ def operations() -> list[tuple[str, str, str, dict[str, Any]]]:
             "getSchedule", "A schedule: its next fire times, its last runs with their queues, what it missed",
             "Schedule", "404", "503")),
         ("/schedules/{name}", "delete", "start", _named(
-            "deleteSchedule", "Delete a schedule (its queues stay)", "Schedule deleted", "404", "503")),
+            "deleteSchedule", "Delete a schedule (its queues stay)", "Schedule deleted", "404", "503",
+            unreadable=False)),
         ("/schedules/{name}/pause", "post", "start", _named(
             "pauseSchedule", "Pause a schedule: no fire time starts anything", "Schedule paused", "404", "503")),
         ("/schedules/{name}/resume", "post", "start", _named(

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -36,7 +38,7 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}), ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DAYS))
 YEARS_AHEAD = 5
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,18}")  # what Go's Atoi takes (robfig refuses an overflow)
 _ASCII = re.compile(r"[ -~\t\n\v\f\r]+")
 
 
@@ -115,8 +117,15 @@ def parse(text: str) -> Cron:
                 any_day=fields[2][1] or fields[4][1])
 
 
+@functools.lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - {"localtime"}  # the host's: no name of a zone
+
+
 def zone(name: str) -> ZoneInfo:
-    """:raises CronError: not an IANA zone name."""
+    """:raises CronError: not an IANA zone name (of the tz database this process has)."""
+    if name not in _zones():
+        raise CronError(f"unknown time zone {name!r} (an IANA name, e.g. Europe/Berlin or UTC)")
     try:
         return ZoneInfo(name)
     except (ValueError, OSError, KeyError) as e:  # ZoneInfoNotFoundError is a KeyError

@@ -119,7 +119,9 @@ class Schedule(ScheduleSpec):
         return next((run for run in reversed(self.runs) if run.queue_id or run.group_id), None)
 
     def advance(self, until: dt.datetime) -> None:
-        """Handled up to `until`: the next fire time after it is due."""
+        """Handled up to `until` (never back: a tick that lost the write to a later one): the
+        next fire time after it is due."""
+        until = max(until, clock.parse(self.after))
         self.after = clock.format(until)
         fire = cron.next_after(self.expression(), self.zone(), until)
         self.next_at = None if fire is None else clock.format(fire)

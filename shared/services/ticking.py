@@ -87,6 +87,9 @@ def tick(service: Any) -> dict[str, Any]:
                 stuck += 1
             except NotFound:  # deleted meanwhile
                 continue
+    if not result.left and time.perf_counter() >= deadline:  # out of time: is anything still due?
+        result.left = any(r[0] not in done for r in
+                          service.store.records.due(PREFIX, clock.format(now + SKEW), PAGE + stuck))
     if result.unavailable and not result.runs:
         raise BackendUnavailable("state", "; ".join(result.unavailable[:3]))
     return result.view((time.perf_counter() - began) * 1000)
@@ -107,11 +110,13 @@ def _evaluate(service: Any, name: str, until: dt.datetime, deadline: float, resu
                 if time.perf_counter() >= deadline:
                     whole = False
                     break
-                started[stamp] = _run(service, schedule, fire)
+                started[stamp] = _run(service, schedule, fire, _latest(schedule, started))
         taken = [f for f in fires if clock.format(f) in started]
         fresh = _merge(schedule, started)
+        # The missed fire times come before the first one started: counted once it is.
+        counted = 0 if schedule.paused or not (taken or whole) else missed
         if not schedule.paused:
-            schedule.skip(bounds, missed)
+            schedule.skip(bounds, counted)
             if taken:
                 schedule.advance(max(taken[-1], until) if whole else taken[-1])
             elif whole:
@@ -123,11 +128,11 @@ def _evaluate(service: Any, name: str, until: dt.datetime, deadline: float, resu
         except RevisionConflict:
             continue  # moved meanwhile (a pause, another tick): read again, keeping what was started
         result.evaluated += 1
-        if not schedule.paused and missed:
-            result.missed += missed
-            metrics.SCHEDULE_TICKS.labels("missed").inc(missed)
+        if counted:
+            result.missed += counted
+            metrics.SCHEDULE_TICKS.labels("missed").inc(counted)
             log.warning("schedule %s: %d fire times missed past its catch-up bound of %d",
-                        name, missed, schedule.catch_up)
+                        name, counted, schedule.catch_up)
         for run in fresh:
             metrics.SCHEDULE_TICKS.labels(run.outcome).inc()
             if run.replaced:
@@ -178,13 +183,19 @@ def _started_before(service: Any, body: dict[str, Any], key: str) -> bool:
     return service.store.get(service.queue_id_for(key)) is not None
 
 
-def _run(service: Any, schedule: Schedule, fire: dt.datetime) -> Run:
-    """Start the run of one fire time, under the schedule's concurrency policy."""
+def _latest(schedule: Schedule, started: dict[str, Run]) -> Run | None:
+    """The run before the next one: the last this tick started (catching up), else the record's."""
+    mine = [run for _, run in sorted(started.items()) if run.queue_id or run.group_id]
+    return mine[-1] if mine else schedule.last_queue()
+
+
+def _run(service: Any, schedule: Schedule, fire: dt.datetime, previous: Run | None) -> Run:
+    """Start the run of one fire time, under the schedule's concurrency policy (`previous`: the
+    run before it)."""
     stamp = clock.format(fire)
     body = payload(schedule, fire)
     ikey = schedule.idempotency_key(stamp)
     run = Run(fire=stamp, outcome="started", at=clock.now(), time_range=body["time_range"])
-    previous = schedule.last_queue()
     if previous is not None and schedule.concurrency != "allow" and not _started_before(service, body, ikey) \
             and _active(service, previous):
         held = previous.group_id or previous.queue_id

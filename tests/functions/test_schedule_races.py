@@ -93,8 +93,8 @@ def test_a_pause_during_a_tick_keeps_the_run_it_started(client: Any, moved: Cloc
     create(client, schedule(concurrency="forbid"))
     real = ticking._run
 
-    def pausing(service: Any, s: Any, fire: Any) -> Any:
-        run = real(service, s, fire)
+    def pausing(service: Any, s: Any, fire: Any, previous: Any) -> Any:
+        run = real(service, s, fire, previous)
         assert client("start").post("/schedules/nightly/pause").status_code == 200  # while it runs
         return run
 
@@ -116,9 +116,9 @@ def test_a_tick_out_of_time_leaves_the_rest_for_the_next_one(client: Any, moved:
     create(client, schedule(catch_up=5))
     real = ticking._run
 
-    def slow(service: Any, s: Any, fire: Any) -> Any:
+    def slow(service: Any, s: Any, fire: Any, previous: Any) -> Any:
         time.sleep(1.0)  # two starts fit in the budget, a third does not
-        return real(service, s, fire)
+        return real(service, s, fire, previous)
 
     monkeypatch.setattr(ticking, "_run", slow)
     monkeypatch.setattr(ticking, "BUDGET_S", 1.5)
@@ -140,3 +140,38 @@ def test_a_cron_that_never_fires_is_refused_and_a_paused_spec_posted_again_is_th
     create(client, schedule())
     client("start").post("/schedules/nightly/pause")
     assert create(client, schedule(), code=200)["data"]["paused"] is True
+
+
+def test_a_catch_up_keeps_to_forbid_and_replace_between_its_own_runs(client: Any, moved: Clock) -> None:
+    create(client, schedule("forbidding", concurrency="forbid", catch_up=3))
+    create(client, schedule("replacing", concurrency="replace", catch_up=3, queue={"symbol": "ETHUSDT"}))
+    moved.at(4)  # minutes 1-3 never ticked: three fire times to start at once
+    runs = tick(client)["data"]["runs"]
+    forbidding = [r for r in runs if r["schedule"] == "forbidding"]
+    assert [r["outcome"] for r in forbidding] == ["started", "forbidden", "forbidden"]
+    replacing = [r for r in runs if r["schedule"] == "replacing"]
+    assert [r["outcome"] for r in replacing] == ["started"] * 3
+    assert [r.get("replaced") for r in replacing] == [None, replacing[0]["queue_id"], replacing[1]["queue_id"]]
+    assert [q["status"] for q in queues(client, "ETHUSDT") if q["status"] in ("pending", "loading")] == ["loading"]
+
+
+def test_missed_fire_times_are_counted_once_when_a_tick_runs_out_before_starting(
+        client: Any, moved: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    create(client, schedule(catch_up=1))
+    real = ticking.due_fires
+
+    def slow(s: Any, until: Any) -> Any:
+        time.sleep(0.6)  # past the budget before the first start
+        return real(s, until)
+
+    monkeypatch.setattr(ticking, "due_fires", slow)
+    monkeypatch.setattr(ticking, "BUDGET_S", 0.5)
+    moved.at(5)
+    for _ in range(2):
+        data = tick(client)["data"]
+        assert data["runs"] == [] and data["missed"] == 0 and data["left_for_next_tick"] is True
+    monkeypatch.setattr(ticking, "due_fires", real)
+    monkeypatch.setattr(ticking, "BUDGET_S", 40.0)
+    data = tick(client)["data"]
+    assert [r["fire"] for r in data["runs"]] == [moved.fire(5)] and data["missed"] == 4
+    assert shown(client)["missed"]["count"] == 4

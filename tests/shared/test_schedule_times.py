@@ -75,3 +75,11 @@ def test_paused_is_never_due() -> None:
 @pytest.mark.parametrize("text", ["@daily", "@hourly", "0 9 * * MON-FRI", "*/15 * * * *", "0 0 1 JAN,JUL ?"])
 def test_descriptors_and_names_parse(text: str) -> None:
     assert cron.next_after(cron.parse(text), cron.zone("UTC"), T0) is not None
+
+
+def test_handled_up_to_never_moves_back() -> None:
+    """A tick that lost its write to a later tick must not reopen fire times that one handled."""
+    s = make()
+    s.advance(minutes(5))
+    s.advance(minutes(2))
+    assert s.after == clock.format(minutes(5)) and s.next_at == clock.format(minutes(6))
