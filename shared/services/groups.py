@@ -191,6 +191,10 @@ def start(service: Any, commands: list[QueueStart] | dict[str, Any], *, idempote
                        **({"message": refused[command.symbol]} if command.symbol in refused else {})})
     group_state.note_outcomes(service, group_id, covered, refused,
                               [q["symbol"] for q in queues if q["status"] not in ("refused", "not_started")])
+    if group_state.record(service, group_id).get("stopped_at"):  # stopped while this start ran
+        for queue in queues:  # the queues started after the stop read the group: stopped too
+            if queue["status"] in (QueueStatus.PENDING.value, QueueStatus.LOADING.value):
+                queue["status"] = service.stop(queue["queue_id"], reason="the group was stopped")[0].status.value
     return {"group_id": group_id, "queues": queues, "created": created,
             **({"refused": refused} if refused else {})}
 
