@@ -26,11 +26,7 @@ async def start_queue(request: Request, params: web.Params) -> Response:
     if groups.is_group(inbound.data):
         return await groups.start_group(request, inbound)
     command = QueueStart.parse(inbound.data)
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        key = inbound.ce_identity
-    if key is not None and not 0 < len(key) <= query.MAX_KEY:
-        raise ClientError(f"Idempotency-Key must be 1-{query.MAX_KEY} characters")
+    key = query.idempotency_key(request, inbound.ce_identity)
     if request.query_params.get("dry_run") in ("1", "true"):
         plan = await web.blocking(runtime.get().service.plan, command)
         return web.envelope(200, "Queue plan (nothing launched)", plan)

@@ -33,11 +33,7 @@ async def start_group(request: Request, inbound: events.Inbound) -> Response:
     if request.query_params.get("dry_run") in ("1", "true"):
         raise ClientError("dry_run plans one queue: send `symbol`, not `symbols`")
     commands = groups.parse(inbound.data)
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        key = inbound.ce_identity
-    if key is not None and not 0 < len(key) <= query.MAX_KEY:
-        raise ClientError(f"Idempotency-Key must be 1-{query.MAX_KEY} characters")
+    key = query.idempotency_key(request, inbound.ce_identity)
     data = await web.blocking(groups.start, _runtime().service, commands, idempotency_key=key)
     message = (f"Group started: {len(data['queues'])} queue(s)" if data["created"]
                else "Group already started (same idempotency key)")

@@ -127,3 +127,16 @@ def date_range(request: Request, partition: str) -> tuple[dt.date, dt.date]:
         raise ClientError(f"from {start} to {end} is {count:,} {partition}s; ask at most {most:,} at a time",
                           details=[{"loc": ["query", "to"], "msg": f"over {most} periods"}])
     return start, end
+
+
+def idempotency_key(request: Request, ce_identity: str | None) -> str | None:
+    """The start's key: the Idempotency-Key header, else the CloudEvent's source and id.
+
+    :raises ClientError: a key of no or too many characters
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        key = ce_identity
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise ClientError(f"Idempotency-Key must be 1-{MAX_KEY} characters")
+    return key
