@@ -65,10 +65,10 @@ def test_fifty_symbols_start_fifty_queues_in_one_group(client):
 def test_limits_hold_across_the_group_and_it_finishes(client, monkeypatch):
     monkeypatch.setenv("JOB_LIMITS", json.dumps({"loader-producer": 4}))
     runtime.reset()
-    symbols = SYMBOLS[:20]
+    symbols = SYMBOLS  # 50: thirteen turns of four
     group_id = _start(client, _group(symbols))["group_id"]
     finished: set[str] = set()
-    for _ in range(10):
+    for _ in range(14):
         queues = _status(client, group_id)["queues"]
         live = [q["queue_id"] for q in queues if q["queue_id"] not in finished
                 and _job(client, q["queue_id"])["status"] in ("launched", "running")]
@@ -80,8 +80,8 @@ def test_limits_hold_across_the_group_and_it_finishes(client, monkeypatch):
             _report(client, queue_id, "finished")
             finished.add(queue_id)
     shown = _status(client, group_id)
-    assert len(finished) == 20
-    assert (shown["status"], shown["progress"], shown["counts"]) == ("finished", 1.0, {"finished": 20})
+    assert len(finished) == 50
+    assert (shown["status"], shown["progress"], shown["counts"]) == ("finished", 1.0, {"finished": 50})
     assert {q["progress"] for q in shown["queues"]} == {1.0}
 
 
