@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.adapters.state.base import RevisionConflict
+from shared.adapters.state import update_record
 from shared.core import progress
 from shared.core.clock import now
-from shared.core.errors import BackendUnavailable, ClientError, NotFound
+from shared.core.errors import ClientError, NotFound
 from shared.core.models import JobStatus, QueueState, QueueStatus
 
 PREFIX = "group:"
-MAX_ATTEMPTS = 20
 # An error is worse than a stop; a queue covered by others loaded nothing and needs nothing.
 _ENDED = {QueueStatus.FINISHED.value: 0, "covered": 0, QueueStatus.STOPPED.value: 1, QueueStatus.ERROR.value: 2,
           "refused": 2}
@@ -36,18 +35,14 @@ def record(service: Any, group_id: str) -> dict[str, Any]:
 
 def _update(service: Any, group_id: str, change: Any) -> dict[str, Any]:
     """Read the record, `change(doc)`, compare-and-set, until it wins. :raises NotFound:"""
-    for _ in range(MAX_ATTEMPTS):
-        found = service.store.records.get(PREFIX + group_id)
-        if found is None:
-            raise NotFound(f"no group {group_id[:64]}")
-        doc = json.loads(found[0])
+    def step(text: str) -> tuple[str, str | None]:
+        doc = json.loads(text)
         change(doc)
-        try:
-            service.store.records.put(PREFIX + group_id, json.dumps(doc), rev=found[1])
-            return doc  # type: ignore[no-any-return]
-        except RevisionConflict:
-            continue
-    raise BackendUnavailable("state", f"group {group_id} kept changing under the write")
+        return json.dumps(doc), None
+
+    written = update_record(service.store.records, PREFIX + group_id, step, what=f"group {group_id}",
+                            missing=lambda: NotFound(f"no group {group_id[:64]}"))
+    return json.loads(written)  # type: ignore[no-any-return]
 
 
 def note_outcomes(service: Any, group_id: str, covered: list[str], refused: dict[str, str],

@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.adapters.state.base import AlreadyExists, RevisionConflict
+from shared.adapters.state import update_record
+from shared.adapters.state.base import AlreadyExists
 from shared.core import clock, cron
-from shared.core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from shared.core.errors import Conflict, InvalidInput, NotFound
 from shared.core.facts import ACTIVE
 from shared.core.models import QueueStart
 from shared.core.schedules import PREFIX, Run, Schedule, ScheduleSpec, key, payload, upcoming
@@ -19,6 +20,7 @@ from shared.services import groups
 
 PAGE = 200
 MAX_ATTEMPTS = 20
+"""A tick's reads of the due schedules, and its compare-and-set attempts on one schedule."""
 
 
 def now_utc() -> dt.datetime:
@@ -122,17 +124,18 @@ def listing(service: Any, *, limit: int, after: str | None) -> dict[str, Any]:
 
 def _write(service: Any, name: str, change: Any) -> Schedule:
     """Read, `change(schedule)`, compare-and-set, until it wins."""
-    for _ in range(MAX_ATTEMPTS):
-        schedule, rev = load(service, name)
+    written: list[Schedule] = []
+
+    def step(doc: str) -> tuple[str, str | None]:
+        schedule = _parse(name, doc)
         change(schedule)
         schedule.updated_at = clock.now()
-        try:
-            service.store.records.put(key(name), schedule.model_dump_json(exclude_none=True), rev=rev,
-                                      due=schedule.due())
-            return schedule
-        except RevisionConflict:
-            continue
-    raise BackendUnavailable("state", f"schedule {name!r} kept changing under the write")
+        written[:] = [schedule]
+        return schedule.model_dump_json(exclude_none=True), schedule.due()
+
+    update_record(service.store.records, key(name), step, what=f"schedule {name!r}",
+                  missing=lambda: NotFound(f"schedule {name!r} not found"))
+    return written[0]
 
 
 def set_paused(service: Any, name: str, paused: bool) -> Schedule:

@@ -25,18 +25,16 @@ from shared.core.facts import ACTIVE
 from shared.core.models import QueueStart
 from shared.core.schedules import PREFIX, Run, Schedule, due_fires, key, payload
 from shared.services import groups
-from shared.services.schedules import Unreadable, load, now_utc
+from shared.services.schedules import MAX_ATTEMPTS, PAGE, Unreadable, load, now_utc
 
 log = logging.getLogger("streamforge.queue_manager")
 
 SKEW = dt.timedelta(seconds=5)
 """A fire time this close ahead is due: a PingSource adapter whose clock runs ahead of ours
 must not push its fire time to the next tick."""
-PAGE = 200
 BUDGET_S = 40.0
 """One tick stops starting after this long (the next tick goes on): a PingSource fires each
 minute."""
-MAX_ATTEMPTS = 20
 GROUP_ACTIVE = ("running", "pending", "stopping")
 
 

@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from shared.adapters.state.base import RECOUNT, AlreadyExists, RevisionConflict, StateStore
+from shared.adapters.state.base import RECOUNT, AlreadyExists, Records, RevisionConflict, StateStore
 from shared.core import facts
 from shared.core.config import Settings
 from shared.core.constants import QUEUE_COLLECTION
@@ -23,6 +23,7 @@ from shared.core.errors import BackendUnavailable, NotFound
 from shared.core.models import QueueState
 
 __all__ = ["AlreadyExists", "RevisionConflict", "StateStore", "forget", "load", "load_archived", "mutate", "open_store",
+           "update_record",
            "reindex", "upkeep"]
 
 MAX_ATTEMPTS = 50
@@ -114,6 +115,27 @@ def mutate(
             _take(store, queue_id)  # outdated now
         return state, True
     raise BackendUnavailable("state", f"queue {queue_id} too contended, retry")
+
+
+def update_record(records: Records, key: str, change: Callable[[str], tuple[str, str | None]], *,
+                  missing: Callable[[], Exception], what: str) -> str:
+    """Read the record `key`, `change(doc)` into (the new doc, its due stamp), compare-and-set,
+    until it wins; the doc written. The records' `mutate`.
+
+    :raises: `missing()` when there is no such record
+    :raises BackendUnavailable: the store is down, or `what` kept changing under the write
+    """
+    for _ in range(MAX_ATTEMPTS):
+        found = records.get(key)
+        if found is None:
+            raise missing()
+        doc, due = change(found[0])
+        try:
+            records.put(key, doc, rev=found[1], due=due)
+            return doc
+        except RevisionConflict:
+            continue
+    raise BackendUnavailable("state", f"{what} kept changing under the write")
 
 
 # Given to a document that cannot be read (a model it no longer fits): counted nowhere, found by
