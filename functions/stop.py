@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from functions_framework import aio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import runtime
-from shared.api import groups, web
+from shared.api import groups, stops, web
 from shared.core import constants
 from shared.core.errors import ClientError
 from shared.core.models import QueueStop
 from shared.services import sweep
 
 _OTHERS = {constants.CE_START_QUEUE, constants.CE_TELEMETRY, constants.CE_KAFKA_RECORD}
-
-
-CONFIRM_S = 30.0
-"""How long after the grace period this instance waits for the pods to go (then: pod events, sweep)."""
-
-
-async def _finish_after_grace(queue_id: str) -> None:
-    """After the reply: give running Jobs the grace period to flush, delete them, confirm."""
-    rt = runtime.get()
-    await asyncio.sleep(rt.settings.jobs.stop_grace_seconds)
-    waited = 0.0
-    try:
-        while waited <= CONFIRM_S:
-            state = await web.blocking(rt.service.finish_stop, queue_id)
-            if state.status.value != "stopping":
-                return
-            await asyncio.sleep(1.0)  # pods take their termination grace period to go
-            waited += 1.0
-    except Exception:  # the sweep finishes what this could not
-        web.log.exception("finishing the stop of %s failed; the sweep will retry", queue_id)
 
 
 async def stop_queue(request: Request, params: web.Params) -> Response:
@@ -69,7 +47,7 @@ async def stop_queue(request: Request, params: web.Params) -> Response:
     response = web.reply(inbound, 200, message, data, event_type=constants.CE_QUEUE_STOPPED,
                          event_id=f"{state.id}/stopped")
     if status == "stopping":
-        response.background = BackgroundTask(_finish_after_grace, state.id)
+        response.background = BackgroundTask(stops.finish_after_grace, state.id)
     return response
 
 

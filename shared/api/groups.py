@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -12,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.adapters import events
-from shared.api import query, web
+from shared.api import query, stops, web
 from shared.core import fields
 from shared.core.errors import ClientError
 from shared.services import groups
@@ -57,18 +56,6 @@ async def list_groups(request: Request, params: web.Params) -> Response:
                          "page": {"limit": limit, "next": more}})
 
 
-async def _finish_stops(queue_ids: list[str]) -> None:
-    """After the reply: give running Jobs the grace period, then delete them (the sweep finishes
-    what is left)."""
-    rt = _runtime()
-    await asyncio.sleep(rt.settings.jobs.stop_grace_seconds)
-    for queue_id in queue_ids:
-        try:
-            await web.blocking(rt.service.finish_stop, queue_id)
-        except Exception:  # the sweep finishes what this could not
-            web.log.exception("finishing the stop of %s failed; the sweep will retry", queue_id)
-
-
 async def stop_group(request: Request, params: web.Params) -> Response:
     inbound = await web.read_inbound(request)
     body = inbound.data if inbound.data is not None else {}
@@ -88,7 +75,7 @@ async def stop_group(request: Request, params: web.Params) -> Response:
     response = web.reply(inbound, 200, message, data, event_type=CE_GROUP_STOPPED,
                          event_id=f"group/{params['group_id']}/stopped")
     if stopping:
-        response.background = BackgroundTask(_finish_stops, stopping)
+        response.background = BackgroundTask(stops.finish_after_grace, *stopping)
     return response
 
 
